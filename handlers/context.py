@@ -1,0 +1,81 @@
+"""What every handler is given: the site table, the options and the one HTTP client."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import ssl
+from dataclasses import dataclass, field
+
+from tornado.httpclient import AsyncHTTPClient
+
+from handlers.sites import Resolution, SiteTable, resolve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Options:
+    """The proxy's behaviour, read once from the user's ``config`` object."""
+
+    clear_old_cookies: bool = False
+    max_clients: int = 100
+    rewrite_max_bytes: int = 8 * 1024 * 1024
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # A response whose Content-Length is at most this is sent in one write with its
+    # headers; longer or open-ended ones are forwarded as they arrive.
+    small_body_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_config(cls, config: object) -> Options:
+        def get(name: str, default: object) -> object:
+            return getattr(config, name, default)
+
+        return cls(
+            clear_old_cookies=bool(get("is_to_clear_old_cookies", cls.clear_old_cookies)),
+            max_clients=int(get("async_http_client_max_clients", cls.max_clients)),  # type: ignore[call-overload]
+            rewrite_max_bytes=int(get("rewrite_max_bytes", cls.rewrite_max_bytes)),  # type: ignore[call-overload]
+            trusted_proxies=tuple(get("trusted_proxies", cls.trusted_proxies)),  # type: ignore[call-overload]
+        )
+
+
+@dataclass
+class ProxyContext:
+    table: SiteTable
+    options: Options
+    client: AsyncHTTPClient
+    default_ca_file: str | None = field(default_factory=lambda: ssl.get_default_verify_paths().cafile)
+
+    def __post_init__(self) -> None:
+        nets = []
+        for entry in self.options.trusted_proxies:
+            try:
+                nets.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                log.warning("trusted_proxies: %r is not an address or network; ignored", entry)
+        self._trusted_nets = tuple(nets)
+        self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
+
+    def resolve(self, uri: str, cookie_site: str | None) -> Resolution:
+        return resolve(uri, cookie_site, self.table)
+
+    def _is_trusted(self, remote_ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(remote_ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._trusted_nets)
+
+
+def make_client(max_clients: int) -> AsyncHTTPClient:
+    """The one upstream client: libcurl when pycurl imports (it is markedly faster per
+    request), else Tornado's own. ``force_instance`` keeps it independent of any other
+    AsyncHTTPClient in the process; ``max_body_size`` is lifted because responses are
+    streamed, not held."""
+    try:
+        from tornado.curl_httpclient import CurlAsyncHTTPClient
+    except ImportError:  # pragma: no cover - pycurl is a hard requirement
+        log.warning("pycurl is not installed: using Tornado's slower simple HTTP client")
+        return AsyncHTTPClient(force_instance=True, max_clients=max_clients, max_body_size=1 << 62)
+    return CurlAsyncHTTPClient(force_instance=True, max_clients=max_clients, max_body_size=1 << 62)

@@ -1,0 +1,189 @@
+"""Pure header rewriting, both ways: what the backend is sent and what the client gets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from tornado.httputil import HTTPHeaders
+
+from handlers.sites import SITE_COOKIE, SITE_PREFIX, Site, SiteTable
+
+# Hop-by-hop fields (RFC 9110 section 7.6.1) describe one connection, not the message:
+# a proxy must not forward them. Proxy-Authenticate/-Authorization are credentials for
+# *this* proxy (RFC 9110 section 11.7), and Transfer-Encoding/Content-Length are
+# recomputed by whoever frames the next hop's message. Expect is answered by us.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_NOT_FORWARDED_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "expect", "cookie"}
+_NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP | {"content-length"}
+_FORWARDED_FOR = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip")
+
+
+def _connection_tokens(headers: HTTPHeaders) -> frozenset[str]:
+    """Field names that the Connection header declares hop-by-hop for this message."""
+    values = headers.get_list("Connection")
+    if not values:
+        return frozenset()
+    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
+
+
+def cookie_value(cookie_header: str | None, name: str = SITE_COOKIE) -> str | None:
+    """The value of cookie ``name`` in a Cookie request header (the last one wins, as in
+    most frameworks); None when absent."""
+    if not cookie_header:
+        return None
+    found = None
+    for part in cookie_header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            found = value.strip().strip('"')
+    return found
+
+
+def cookie_names(cookie_header: str | None) -> list[str]:
+    if not cookie_header:
+        return []
+    names = []
+    for part in cookie_header.split(";"):
+        key, sep, _ = part.partition("=")
+        key = key.strip()
+        if sep and key and key != SITE_COOKIE:
+            names.append(key)
+    return names
+
+
+def strip_site_cookie(cookie_header: str) -> str:
+    """The Cookie header without the proxy's own ``.site`` cookie, other pairs unchanged."""
+    if SITE_COOKIE not in cookie_header:
+        return cookie_header
+    kept = [p for p in cookie_header.split(";") if p.partition("=")[0].strip() != SITE_COOKIE]
+    return ";".join(kept).strip()
+
+
+def upstream_headers(
+    incoming: HTTPHeaders,
+    site: Site,
+    *,
+    remote_ip: str,
+    scheme: str,
+    trusted_peer: bool,
+    prefix: str | None,
+    forward_cookies: bool = True,
+) -> HTTPHeaders:
+    """Headers for the backend request.
+
+    ``trusted_peer`` says whether the connection comes from a proxy we trust (nginx in
+    front): only then are its X-Forwarded-* and X-Real-IP values kept and appended to;
+    from anyone else they are replaced, so a client cannot forge its address.
+    """
+    drop = _NOT_FORWARDED_UPSTREAM | _connection_tokens(incoming)
+    if not trusted_peer:
+        drop = drop | frozenset(_FORWARDED_FOR)
+    out = HTTPHeaders()
+    for name, value in incoming.get_all():
+        lname = name.lower()
+        if lname in drop or lname.startswith("x-forwarded-prefix"):
+            continue
+        out.add(name, value)
+    out["Host"] = site.host_header
+    if forward_cookies:
+        cookies = "; ".join(incoming.get_list("Cookie"))
+        if cookies:
+            cookies = strip_site_cookie(cookies)
+            if cookies:
+                out["Cookie"] = cookies
+    prior = out.get("X-Forwarded-For")
+    out["X-Forwarded-For"] = f"{prior}, {remote_ip}" if prior else remote_ip
+    if "X-Forwarded-Proto" not in out:
+        out["X-Forwarded-Proto"] = scheme
+    if "X-Forwarded-Host" not in out and "Host" in incoming:
+        out["X-Forwarded-Host"] = incoming["Host"]
+    if "X-Real-Ip" not in out:
+        out["X-Real-IP"] = remote_ip
+    if prefix:
+        out["X-Forwarded-Prefix"] = prefix
+    return out
+
+
+def proxied_url(url: str, table: SiteTable, current: Site | None) -> str:
+    """Map a URL the backend sent (Location, Content-Location, Refresh) to the proxy.
+
+    Absolute and scheme-relative URLs of any configured backend become
+    ``/.site.<that site>/...``; a root-relative URL of the current site gets its prefix,
+    so it keeps meaning that site even without the cookie; anything else (external
+    URLs, relative paths, already-prefixed paths) is kept as it is.
+    """
+    if url.startswith("/") and not url.startswith("//"):
+        if current is None or url.startswith(SITE_PREFIX):
+            return url
+        return f"{SITE_PREFIX}{current.name}{url}"
+    found = table.site_for_url(url)
+    if found is None:
+        return url
+    site, tail = found
+    if tail.startswith(SITE_PREFIX):
+        return tail
+    return f"{SITE_PREFIX}{site.name}{tail}"
+
+
+_REFRESH_URL = re.compile(r"(?i)(\burl\s*=\s*['\"]?)([^'\";]+)")
+
+
+def proxied_refresh(value: str, table: SiteTable, current: Site | None) -> str:
+    """Refresh: ``5; url=http://backend/x`` -> ``5; url=/.site.name/x``."""
+    return _REFRESH_URL.sub(
+        lambda m: m.group(1) + proxied_url(m.group(2).strip(), table, current), value, count=1
+    )
+
+
+def proxied_set_cookie(value: str, table: SiteTable) -> str:
+    """Drop a ``Domain`` attribute naming a configured backend: the browser talks to the
+    proxy's host, and would reject (or misfile) a cookie for the backend's domain."""
+    if "omain" not in value and "OMAIN" not in value:
+        return value
+    parts = value.split(";")
+    kept = [parts[0]]
+    backend_hosts = {s.host for s in table}
+    for attr in parts[1:]:
+        key, _, val = attr.partition("=")
+        if key.strip().lower() == "domain":
+            domain = val.strip().lstrip(".").lower()
+            if domain in backend_hosts or any(h.endswith("." + domain) for h in backend_hosts):
+                continue
+        kept.append(attr)
+    return ";".join(kept)
+
+
+def downstream_headers(
+    upstream: HTTPHeaders, table: SiteTable, current: Site
+) -> Iterable[tuple[str, str]]:
+    """The backend's response headers as the client should see them."""
+    drop = _NOT_FORWARDED_DOWNSTREAM | _connection_tokens(upstream)
+    for name, value in upstream.get_all():
+        lname = name.lower()
+        if lname in drop:
+            continue
+        if lname == "set-cookie":
+            value = proxied_set_cookie(value, table)
+        elif lname in ("location", "content-location"):
+            value = proxied_url(value.strip(), table, current)
+        elif lname == "refresh":
+            value = proxied_refresh(value, table, current)
+        yield name, value
+
+
+def expire_cookies(names: Iterable[str]) -> list[str]:
+    """Set-Cookie values that make the browser forget the previous site's cookies."""
+    return [f"{n}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT" for n in names]

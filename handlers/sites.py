@@ -1,0 +1,280 @@
+"""The site table: declared backends, their validation, and which one a request names.
+
+Everything here is pure (no sockets), so that the security-relevant decision -- which
+backend may this request reach? -- is small and unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from filters.rules import RuleError, SubsFilterRules
+
+log = logging.getLogger(__name__)
+
+SITE_PREFIX = "/.site."
+SITE_COOKIE = ".site"
+PROXY_PAGES = "/.proxy/"
+
+# A name travels in a path segment and in a cookie value: keep it to characters that
+# need no escaping in either. Dots are allowed because the original's example uses
+# names such as "img3.douban".
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be served; the message names the site and the bad value."""
+
+
+@dataclass(frozen=True)
+class BackendSite:
+    """One backend, in the original's shape: ``BackendSite(name, url, netloc, filter_rules)``.
+
+    Keyword options (all optional):
+      timeout          seconds without any data from the backend before the request fails (504)
+      connect_timeout  seconds to establish the connection (502 when it fails)
+      validate_cert    verify an https backend's certificate (default True)
+      ca_certs         a PEM file of CA certificates to verify it with (an intranet CA)
+    """
+
+    name: str
+    url: str
+    netloc: str | None = None
+    filter_rules: Sequence[SubsFilterRules] = ()
+    timeout: float = 60.0
+    connect_timeout: float = 10.0
+    validate_cert: bool = True
+    ca_certs: str | None = None
+
+
+@dataclass(frozen=True)
+class Site:
+    """A validated backend, as the handlers use it."""
+
+    name: str
+    scheme: str
+    host: str
+    port: int
+    base_url: str  # scheme://host[:port], no trailing slash
+    filter_rules: tuple[SubsFilterRules, ...]
+    timeout: float
+    connect_timeout: float
+    validate_cert: bool
+    ca_certs: str | None
+    host_header: str  # the Host header the backend expects: host[:port]
+
+
+class SiteTable:
+    """The validated sites, by name and by origin (scheme, host, port)."""
+
+    def __init__(self, sites: Sequence[Site]) -> None:
+        self.by_name: dict[str, Site] = {s.name: s for s in sites}
+        self.by_origin: dict[tuple[str, str, int], Site] = {}
+        for site in sites:
+            # Two names may share an origin (aliases); the first declared wins when a
+            # URL is mapped back to a site, which keeps rewriting deterministic.
+            self.by_origin.setdefault((site.scheme, site.host, site.port), site)
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.by_name.values())
+
+    def get(self, name: str | None) -> Site | None:
+        return self.by_name.get(name) if name else None
+
+    def site_for_url(self, url: str) -> tuple[Site, str] | None:
+        """If ``url`` is absolute (or scheme-relative) and points at a configured backend,
+        return that site and the URL's path+query+fragment (starting with ``/``)."""
+        if url.startswith("//"):
+            schemes: tuple[str, ...] = ("http", "https")
+            rest = url[2:]
+        else:
+            scheme, sep, rest = url.partition("://")
+            scheme = scheme.lower()
+            if not sep or scheme not in _DEFAULT_PORTS:
+                return None
+            schemes = (scheme,)
+        end = len(rest)
+        for stop in "/?#":
+            i = rest.find(stop)
+            if i != -1 and i < end:
+                end = i
+        authority, tail = rest[:end], rest[end:]
+        if "@" in authority or not authority:
+            return None
+        host, port = _split_hostport(authority)
+        if host is None:
+            return None
+        for scheme in schemes:
+            site = self.by_origin.get((scheme, host, port or _DEFAULT_PORTS[scheme]))
+            if site is not None:
+                if not tail.startswith("/"):
+                    tail = "/" + tail
+                return site, tail
+        return None
+
+
+def _split_hostport(authority: str) -> tuple[str | None, int | None]:
+    if authority.startswith("["):
+        host, _, rest = authority[1:].partition("]")
+        host = "[" + host + "]"
+        if rest and not rest.startswith(":"):
+            return None, None
+        port_text = rest[1:]
+    else:
+        host, _, port_text = authority.partition(":")
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            return None, None
+        return host.lower(), int(port_text)
+    return host.lower(), None
+
+
+class Resolution(NamedTuple):
+    """Which site a request names, and how.
+
+    ``site`` is None when none applies; ``name`` is what the request asked for (for the
+    error page); ``rest`` is the path+query to send upstream; ``via_prefix`` tells
+    whether the ``/.site.<name>/`` prefix was used.
+    """
+
+    site: Site | None
+    name: str | None
+    rest: str
+    via_prefix: bool
+
+
+def resolve(uri: str, cookie_site: str | None, table: SiteTable) -> Resolution:
+    """Name the backend for a request URI (as sent, starting with ``/``) and the value of
+    its ``.site`` cookie. Only names in ``table`` ever resolve: the URI and the cookie
+    choose among configured sites, never an address."""
+    if uri.startswith(SITE_PREFIX):
+        after = uri[len(SITE_PREFIX) :]
+        cut = len(after)
+        for stop in "/?#":
+            i = after.find(stop)
+            if i != -1 and i < cut:
+                cut = i
+        name, rest = after[:cut], after[cut:]
+        if not rest.startswith("/"):
+            rest = "/" + rest
+        return Resolution(table.get(name), name, rest, True)
+    return Resolution(table.get(cookie_site), cookie_site, uri, False)
+
+
+def build_site_table(forward_list: object) -> SiteTable:
+    """Validate the user's ``forward_list`` and build the table, or raise ConfigError."""
+    if not isinstance(forward_list, Mapping):
+        raise ConfigError(
+            f"forward_list must be a dict of name -> BackendSite, not {type(forward_list).__name__}"
+        )
+    if not forward_list:
+        raise ConfigError("forward_list is empty: declare at least one BackendSite")
+    sites = []
+    for key, backend in forward_list.items():
+        sites.append(_validate_site(key, backend))
+    return SiteTable(sites)
+
+
+def _validate_site(key: object, backend: object) -> Site:
+    if not isinstance(key, str) or not _NAME_RE.fullmatch(key):
+        raise ConfigError(
+            f"site {key!r}: a site name must be 1-64 letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit (it appears in /.site.<name>/ URLs)"
+        )
+    where = f"site {key!r}"
+    if not isinstance(backend, BackendSite):
+        raise ConfigError(f"{where}: expected BackendSite(...), got {backend!r}")
+    if backend.name != key:
+        log.warning(
+            "%s: BackendSite name %r differs from its forward_list key; the key is the name"
+            " used in URLs",
+            where,
+            backend.name,
+        )
+    if not isinstance(backend.url, str):
+        raise ConfigError(f"{where}: url must be a string, not {backend.url!r}")
+    parsed = urllib.parse.urlsplit(backend.url)
+    scheme = parsed.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ConfigError(f"{where}: url {backend.url!r} must start with http:// or https://")
+    if not parsed.hostname:
+        raise ConfigError(f"{where}: url {backend.url!r} has no host")
+    if parsed.username or parsed.password:
+        raise ConfigError(f"{where}: url {backend.url!r} must not contain user:password@")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise ConfigError(
+            f"{where}: url {backend.url!r} must be just scheme://host[:port]; the proxy maps"
+            " /.site.<name>/<path> to <url>/<path>"
+        )
+    try:
+        port = parsed.port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise ConfigError(f"{where}: url {backend.url!r} has an invalid port") from None
+    host = parsed.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if backend.netloc is not None:
+        if not isinstance(backend.netloc, str):
+            raise ConfigError(f"{where}: netloc must be a string, not {backend.netloc!r}")
+        n_host, n_port = _split_hostport(backend.netloc.strip())
+        if n_host != host or (n_port or _DEFAULT_PORTS[scheme]) != port:
+            raise ConfigError(
+                f"{where}: netloc {backend.netloc!r} does not match url {backend.url!r}"
+                f" (expected {parsed.netloc!r})"
+            )
+    rules = backend.filter_rules
+    if isinstance(rules, SubsFilterRules) or not isinstance(rules, Sequence):
+        raise ConfigError(f"{where}: filter_rules must be a list of SubsFilterRules")
+    for rule in rules:
+        if not isinstance(rule, SubsFilterRules):
+            raise ConfigError(f"{where}: filter_rules holds {rule!r}, not a SubsFilterRules")
+    for attr in ("timeout", "connect_timeout"):
+        value = getattr(backend, attr)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(f"{where}: {attr} must be a positive number of seconds, not {value!r}")
+    if not isinstance(backend.validate_cert, bool):
+        raise ConfigError(f"{where}: validate_cert must be True or False")
+    if backend.ca_certs is not None:
+        if scheme != "https":
+            raise ConfigError(f"{where}: ca_certs is set but url {backend.url!r} is not https")
+        if not os.path.isfile(backend.ca_certs):
+            raise ConfigError(f"{where}: ca_certs file {backend.ca_certs!r} does not exist")
+    if scheme == "https" and not backend.validate_cert:
+        log.warning("%s: validate_cert=False: the backend's certificate is not verified", where)
+    default = port == _DEFAULT_PORTS[scheme]
+    host_header = host if default else f"{host}:{port}"
+    return Site(
+        name=key,
+        scheme=scheme,
+        host=host,
+        port=port,
+        base_url=f"{scheme}://{host_header}",
+        filter_rules=tuple(rules),
+        timeout=float(backend.timeout),
+        connect_timeout=float(backend.connect_timeout),
+        validate_cert=backend.validate_cert,
+        ca_certs=backend.ca_certs,
+        host_header=host_header,
+    )
+
+
+__all__ = [
+    "BackendSite",
+    "ConfigError",
+    "Resolution",
+    "RuleError",
+    "Site",
+    "SiteTable",
+    "build_site_table",
+    "resolve",
+]

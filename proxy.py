@@ -1,0 +1,141 @@
+"""web_proxy: many web sites behind one address.
+
+    python proxy.py --port=9001                   # serve the sites in settings.py
+    python proxy.py --config=/etc/web_proxy.py    # ... or in another file of that shape
+    python proxy.py --demo                        # two built-in demo sites, no network
+
+``/.site.<name>/path`` reaches backend <name>; a ``.site`` cookie keeps later requests
+(without the prefix) on the same backend. See README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import traceback
+from types import ModuleType
+
+from tornado.httpserver import HTTPServer
+from tornado.options import OptionParser
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from handlers import Options, build_site_table, make_app  # noqa: E402
+from handlers.sites import ConfigError, RuleError  # noqa: E402
+
+log = logging.getLogger("web_proxy")
+
+
+def define_options(parser: OptionParser) -> None:
+    parser.define("port", default=9001, type=int, help="TCP port to listen on")
+    parser.define("address", default="", help="address to listen on (default: all interfaces)")
+    parser.define("config", default=None, help="settings file to load instead of settings.py")
+    parser.define("demo", default=False, type=bool, help="serve two built-in demo sites")
+
+
+def load_settings(path: str | None = None) -> ModuleType:
+    """Load ``settings.py`` (or the file at ``path``) as a module; a file that fails to
+    load becomes one ConfigError naming the file, the line and the reason."""
+    if path is None:
+        path = os.path.join(HERE, "settings.py")
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"settings file {path!r} does not exist")
+    name = "settings" if path == os.path.join(HERE, "settings.py") else "web_proxy_user_settings"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise ConfigError(f"{path}, line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:
+        line = next(
+            (f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__)) if f.filename == path),
+            None,
+        )
+        where = f"{path}, line {line}" if line else path
+        kind = "" if isinstance(exc, (RuleError, ConfigError)) else f"{type(exc).__name__}: "
+        raise ConfigError(f"{where}: {kind}{exc}") from None
+    if name == "settings":
+        sys.modules.setdefault("settings", module)
+    for required in ("forward_list", "config"):
+        if not hasattr(module, required):
+            raise ConfigError(f"{path} defines no {required!r} (start it with 'from settings import *')")
+    return module
+
+
+async def serve(
+    port: int, address: str, config_path: str | None, demo: bool, explicit_level: bool = False
+) -> int:
+    try:
+        settings = load_settings(config_path)
+        forward_list = settings.forward_list
+        demo_servers = []
+        if demo:
+            from handlers.demo import start_demo_sites
+
+            forward_list, demo_servers = start_demo_sites()
+        table = build_site_table(forward_list)
+        options = Options.from_config(settings.config)
+    except ConfigError as exc:
+        print(f"web_proxy: configuration error: {exc}", file=sys.stderr)
+        return 2
+    level = getattr(settings.config, "LOGGING_LEVEL", None)
+    if isinstance(level, str) and not explicit_level:
+        logging.getLogger().setLevel(level.upper())
+    app = make_app(table, options)
+    server = HTTPServer(app, idle_connection_timeout=300)
+    try:
+        server.listen(port, address or "")
+    except OSError as exc:
+        print(f"web_proxy: cannot listen on {address or '*'}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    shown = address or "127.0.0.1"
+    print(f"web_proxy: serving {len(table)} site(s) on http://{shown}:{port}/", flush=True)
+    if demo:
+        print(f"web_proxy: open http://{shown}:{port}/.site.demo/ in a browser", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    server.stop()
+    for demo_server in demo_servers:
+        demo_server.stop()
+    # Let requests in flight finish, briefly; supervisor's stopwaitsecs bounds us anyway.
+    try:
+        await asyncio.wait_for(server.close_all_connections(), timeout=5)
+    except TimeoutError:
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OptionParser()
+    define_options(parser)
+    # Tornado's logging options (--logging, --log_file_prefix, ...) come with it.
+    from tornado.log import define_logging_options
+
+    define_logging_options(parser)
+    argv = list(argv if argv is not None else sys.argv)
+    try:
+        parser.parse_command_line(argv)
+    except Exception as exc:  # tornado.options.Error: unknown or malformed option
+        print(f"web_proxy: {exc}", file=sys.stderr)
+        return 2
+    explicit_level = any(a.startswith("--logging") for a in argv[1:])
+    return asyncio.run(
+        serve(parser.port, parser.address, parser.config, parser.demo, explicit_level)
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

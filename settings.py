@@ -1,0 +1,71 @@
+"""web_proxy settings: the sites behind the proxy, and how it behaves.
+
+Edit ``forward_list`` below, then restart the proxy (``supervisorctl restart all`` when it
+runs under supervisor). Another file of the same shape can be used instead with
+``python proxy.py --config=/path/to/my_settings.py``; such a file starts with
+``from settings import *`` and defines its own ``forward_list``.
+
+    forward_list = {
+        "name": BackendSite("name", "http://10.1.2.3", "10.1.2.3", [
+            # Rewrite page text: SubsFilterRules(uri_regex, source_regex, replacement).
+            SubsFilterRules(".", r"http://10\\.1\\.2\\.3", "/.site.name"),
+        ]),
+    }
+
+``http://proxy/.site.<name>/path`` then shows ``http://10.1.2.3/path``. BackendSite also
+takes keywords: ``timeout`` (seconds of silence from the backend before a 504),
+``connect_timeout``, ``validate_cert`` and ``ca_certs`` (https backends).
+"""
+
+from filters.rules import SubsFilterRules
+from handlers.sites import BackendSite
+
+
+class Config:
+    """Defaults for every environment."""
+
+    DEBUG = False
+    LOGGING_LEVEL = "INFO"
+    # When the user switches to another site, expire the cookies of the site left behind
+    # (and do not send them to the new one). Sites' cookies share the proxy's host, so
+    # two sites that use the same cookie name would otherwise see each other's.
+    is_to_clear_old_cookies = True
+    # How many backend requests run at once per proxy process; more wait in a queue.
+    async_http_client_max_clients = 200
+    # Text bodies larger than this are passed on unchanged instead of rewritten.
+    rewrite_max_bytes = 8 * 1024 * 1024
+    # Addresses of proxies in front of this one (nginx) whose X-Forwarded-For,
+    # X-Forwarded-Proto, X-Forwarded-Host and X-Real-IP are believed and appended to.
+    trusted_proxies = ("127.0.0.1", "::1")
+
+
+class Development(Config):
+    DEBUG = True
+    LOGGING_LEVEL = "DEBUG"
+
+
+class Testing(Config):
+    LOGGING_LEVEL = "DEBUG"
+
+
+class Production(Config):
+    LOGGING_LEVEL = "WARNING"
+
+
+config = Production()
+
+# The sites behind the proxy. The key is the name used in URLs: /.site.<key>/...
+forward_list = {
+    "local": BackendSite("local", "http://127.0.0.1:8080", "127.0.0.1:8080", []),
+}
+
+__all__ = [
+    "BackendSite",
+    "Config",
+    "Development",
+    "Production",
+    "SubsFilterRules",
+    "Testing",
+    "config",
+    "forward_list",
+]
