@@ -57,7 +57,11 @@ def load_settings(path: str | None = None) -> ModuleType:
         raise ConfigError(f"{path}, line {exc.lineno}: {exc.msg}") from None
     except Exception as exc:
         line = next(
-            (f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__)) if f.filename == path),
+            (
+                f.lineno
+                for f in reversed(traceback.extract_tb(exc.__traceback__))
+                if f.filename == path
+            ),
             None,
         )
         where = f"{path}, line {line}" if line else path
@@ -67,7 +71,9 @@ def load_settings(path: str | None = None) -> ModuleType:
         sys.modules.setdefault("settings", module)
     for required in ("forward_list", "config"):
         if not hasattr(module, required):
-            raise ConfigError(f"{path} defines no {required!r} (start it with 'from settings import *')")
+            raise ConfigError(
+                f"{path} defines no {required!r} (start it with 'from settings import *')"
+            )
     return module
 
 
@@ -95,7 +101,9 @@ async def serve(
     try:
         server.listen(port, address or "")
     except OSError as exc:
-        print(f"web_proxy: cannot listen on {address or '*'}:{port}: {exc.strerror}", file=sys.stderr)
+        print(
+            f"web_proxy: cannot listen on {address or '*'}:{port}: {exc.strerror}", file=sys.stderr
+        )
         return 1
     shown = address or "127.0.0.1"
     print(f"web_proxy: serving {len(table)} site(s) on http://{shown}:{port}/", flush=True)

@@ -50,7 +50,7 @@ def is_text_type(mtype: str) -> bool:
 class BodyRewriter:
     """The transforms that apply to one response body, run over it in order."""
 
-    __slots__ = ("rules", "charset")
+    __slots__ = ("charset", "rules")
 
     def __init__(self, rules: Sequence[SubsFilterRules], charset: str | None) -> None:
         self.rules = rules

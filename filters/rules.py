@@ -58,4 +58,6 @@ def _check_template(pattern: re.Pattern[str], template: str) -> None:
     try:
         parse(template, pattern)
     except (re.error, IndexError) as exc:
-        raise RuleError(f"invalid replacement {template!r} for {pattern.pattern!r} ({exc})") from None
+        raise RuleError(
+            f"invalid replacement {template!r} for {pattern.pattern!r} ({exc})"
+        ) from None

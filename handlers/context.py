@@ -45,7 +45,9 @@ class ProxyContext:
     table: SiteTable
     options: Options
     client: AsyncHTTPClient
-    default_ca_file: str | None = field(default_factory=lambda: ssl.get_default_verify_paths().cafile)
+    default_ca_file: str | None = field(
+        default_factory=lambda: ssl.get_default_verify_paths().cafile
+    )
 
     def __post_init__(self) -> None:
         nets = []

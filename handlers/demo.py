@@ -56,7 +56,7 @@ class IndexPage(_DemoPage):
     def get(self) -> None:
         self.page(
             self.title,
-            f'<p>This page lives at <code>{self.own}/</code>. Its links and images use that '
+            f"<p>This page lives at <code>{self.own}/</code>. Its links and images use that "
             f"absolute address; the proxy rewrites them.</p>"
             f'<p><img alt="logo" width=64 height=64 src="{self.own}/logo.png"></p>'
             f'<form method="post" action="{self.own}/echo"><input name="message" value="hello">'
@@ -89,7 +89,9 @@ class Logo(_DemoPage):
 class Style(_DemoPage):
     def get(self) -> None:
         self.set_header("Content-Type", "text/css")
-        self.finish("body{font-family:sans-serif;max-width:40rem;margin:2rem auto}h1{color:#1f5fbf}")
+        self.finish(
+            "body{font-family:sans-serif;max-width:40rem;margin:2rem auto}h1{color:#1f5fbf}"
+        )
 
 
 def _demo_app(title: str, own: str, other: str, colour: tuple[int, int, int]) -> Application:
@@ -113,9 +115,12 @@ def start_demo_sites() -> tuple[dict[str, BackendSite], list[HTTPServer]]:
     urls = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in sockets]
     names = ["demo", "demo2"]
     # Each site's pages name both sites' addresses: map each address to its prefix.
-    rules = [SubsFilterRules(".", re.escape(url), f"/.site.{name}") for name, url in zip(names, urls)]
+    rules = [
+        SubsFilterRules(".", re.escape(url), f"/.site.{name}")
+        for name, url in zip(names, urls, strict=False)
+    ]
     servers, sites = [], {}
-    for i, (name, url, sock) in enumerate(zip(names, urls, sockets)):
+    for i, (name, url, sock) in enumerate(zip(names, urls, sockets, strict=False)):
         title = "Demo site one" if i == 0 else "Demo site two"
         colour = (31, 95, 191) if i == 0 else (46, 160, 67)
         server = HTTPServer(_demo_app(title, url, urls[1 - i], colour))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 
 from tornado.web import RequestHandler
 
@@ -10,18 +11,8 @@ from handlers.context import ProxyContext
 from handlers.headers import cookie_value
 from handlers.sites import PROXY_PAGES, SITE_PREFIX, SiteTable
 
-_STYLE = """
-body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1d2430}
-main{max-width:44rem;margin:3rem auto;padding:0 1.25rem}
-h1{font-size:1.5rem;margin:0 0 .25rem} p.sub{color:#5b6573;margin:0 0 1.5rem}
-ul.sites{list-style:none;padding:0;margin:0;background:#fff;border:1px solid #dde1e7;border-radius:8px}
-ul.sites li{display:flex;justify-content:space-between;align-items:center;padding:.75rem 1rem;border-top:1px solid #eef0f3}
-ul.sites li:first-child{border-top:0}
-a{color:#1f5fbf;text-decoration:none} a:hover{text-decoration:underline}
-.name{font-weight:600} .url{color:#5b6573;font-size:.85rem}
-.current{font-size:.75rem;background:#e3f0ff;color:#1f5fbf;border-radius:4px;padding:.1rem .4rem;margin-left:.5rem}
-.code{font-size:3rem;font-weight:700;color:#b3261e;margin:0}
-"""
+# The pages carry their style inline: they must work offline and with no other route.
+_STYLE = (Path(__file__).parent / "assets" / "pages.css").read_text(encoding="utf-8")
 
 
 def render_page(title: str, body_html: str) -> str:

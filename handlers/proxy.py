@@ -94,7 +94,9 @@ class ProxyHandler(PageHandler):
             return
         await self._proxy(site, resolution.rest, resolution.via_prefix, cookie_site)
 
-    async def _proxy(self, site: Site, target: str, via_prefix: bool, cookie_site: str | None) -> None:
+    async def _proxy(
+        self, site: Site, target: str, via_prefix: bool, cookie_site: str | None
+    ) -> None:
         context = self.context
         options = context.options
         switching = via_prefix and cookie_site != site.name
@@ -227,7 +229,11 @@ class ProxyHandler(PageHandler):
         encoded = headers.get("Content-Encoding", "identity").lower() != "identity"
         rewriter = None
         # A 206 holds part of a representation: rewriting it would corrupt the whole.
-        if not encoded and self._up_status != 206 and (length is None or length <= options.rewrite_max_bytes):
+        if (
+            not encoded
+            and self._up_status != 206
+            and (length is None or length <= options.rewrite_max_bytes)
+        ):
             rewriter = BodyRewriter.for_response(
                 site.filter_rules, self.request.uri or "", headers.get("Content-Type")
             )
@@ -292,7 +298,9 @@ class ProxyHandler(PageHandler):
                 try:
                     body = self._rewriter.rewrite(body)
                 except Exception:
-                    log.exception("%s: rewriting %s failed; sent unchanged", self._site.name, self.request.uri)
+                    log.exception(
+                        "%s: rewriting %s failed; sent unchanged", self._site.name, self.request.uri
+                    )
             if self.request.method == "HEAD" or self._up_status in _NO_BODY_STATUSES:
                 self.flush()  # headers only; Tornado must not add a Content-Length
             else:
@@ -316,8 +324,12 @@ class ProxyHandler(PageHandler):
             detail = f"The site {site.name!r} did not answer in time."
         else:
             status, title = 502, "Site unreachable"
-            detail = self._failure or f"The proxy could not get a response from the site {site.name!r}."
-        log.warning("%s: %s %s -> %d (%s)", site.name, self.request.method, self.request.uri, status, exc)
+            detail = (
+                self._failure or f"The proxy could not get a response from the site {site.name!r}."
+            )
+        log.warning(
+            "%s: %s %s -> %d (%s)", site.name, self.request.method, self.request.uri, status, exc
+        )
         self.send_error_page(status, title, detail)
 
     def _abandon(self) -> None:

@@ -241,7 +241,9 @@ def _validate_site(key: object, backend: object) -> Site:
     for attr in ("timeout", "connect_timeout"):
         value = getattr(backend, attr)
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ConfigError(f"{where}: {attr} must be a positive number of seconds, not {value!r}")
+            raise ConfigError(
+                f"{where}: {attr} must be a positive number of seconds, not {value!r}"
+            )
     if not isinstance(backend.validate_cert, bool):
         raise ConfigError(f"{where}: validate_cert must be True or False")
     if backend.ca_certs is not None:

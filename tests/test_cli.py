@@ -1,0 +1,177 @@
+"""proxy.py as users run it: a real process, its command line and its config files."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.support import free_port, start_backend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_proxy(args, timeout=10):
+    """Start proxy.py; return (process, port) once it serves, or the finished process."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            os.path.join(ROOT, "proxy.py"),
+            f"--port={port}",
+            "--address=127.0.0.1",
+            *args,
+        ],
+        cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return proc, port
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/.proxy/health", timeout=1)
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("proxy did not start")
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return proc.returncode, out, err
+
+
+def write_config(tmp_path, body):
+    path = tmp_path / "my_settings.py"
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+def test_config_file_from_settings_star(tmp_path, loop_thread):
+    backend = start_backend(loop_thread, "cfg")
+    path = write_config(
+        tmp_path,
+        f"""
+        from settings import *
+
+        config.is_to_clear_old_cookies = False
+        forward_list = {{
+            "intranet": BackendSite("intranet", "{backend.url}", "{backend.netloc}", [
+                SubsFilterRules(".", r"cfg", "CONFIGURED"),
+            ]),
+        }}
+        """,
+    )
+    proc, port = run_proxy([f"--config={path}"])
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/.site.intranet/hello?x=1") as resp:
+            body = resp.read()
+        # The rule ran on the JSON echo: the backend's name "cfg" was replaced.
+        assert json.loads(body)["backend"] == "CONFIGURED"
+        assert backend.seen[-1].uri == "/hello?x=1"
+    finally:
+        code, _out, err = stop(proc)
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+def test_default_settings_file_loads(tmp_path):
+    proc, port = run_proxy([])
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/.proxy/") as resp:
+            assert b"/.site.local/" in resp.read()
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (
+            'from settings import *\nforward_list = {"a": BackendSite("a", "http://x", None, [SubsFilterRules(".", "(", "y")])}\n',
+            ["line 2", "invalid regular expression in re_src", "'('"],
+        ),
+        (
+            'from settings import *\nforward_list = {"a": BackendSite("a", "gopher://x", None, [])}\n',
+            ["site 'a'", "gopher://x", "http:// or https://"],
+        ),
+        (
+            'from settings import *\nforward_list = {"a b": BackendSite("a b", "http://x", None, [])}\n',
+            ["site 'a b'", "site name"],
+        ),
+        (
+            'from settings import *\nforward_list = {"a": BackendSite("a", "http://10.1.2.3", "10.9.9.9", [])}\n',
+            ["site 'a'", "'10.9.9.9'", "does not match"],
+        ),
+        ("from settings import *\nforward_list = {\n", ["line 2"]),
+        ("from settings import *\nforward_list = undefined_name\n", ["line 2", "NameError"]),
+        ("forward_list = {}\n", ["defines no 'config'"]),
+    ],
+)
+def test_bad_config_is_one_clear_message(tmp_path, body, expected):
+    path = write_config(tmp_path, body)
+    proc, _ = run_proxy([f"--config={path}"])
+    _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2
+    assert "Traceback" not in err
+    message = [line for line in err.splitlines() if line.strip()]
+    assert len(message) == 1, err
+    assert message[0].startswith("web_proxy: configuration error:")
+    for part in expected:
+        assert part in message[0], (part, message[0])
+
+
+def test_missing_config_file(tmp_path):
+    proc, _ = run_proxy([f"--config={tmp_path}/nope.py"])
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2 and "does not exist" in err and "Traceback" not in err
+
+
+def test_unknown_option_is_clear(tmp_path):
+    proc, _ = run_proxy(["--no-such-option=1"])
+    _, err = proc.communicate(timeout=10)
+    assert (
+        proc.returncode == 2
+        and "no-such-option" in err.replace("_", "-")
+        and "Traceback" not in err
+    )
+
+
+def test_demo_shows_the_whole_mechanism():
+    proc, port = run_proxy(["--demo"])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(f"{base}/.site.demo/") as resp:
+            page = resp.read().decode()
+        assert 'src="/.site.demo/logo.png"' in page
+        assert 'href="/.site.demo2/"' in page
+        assert "http://127.0.0.1:" not in page
+        # The cookie now carries the site: an unprefixed path reaches it.
+        with opener.open(f"{base}/logo.png") as resp:
+            assert resp.headers["Content-Type"] == "image/png"
+            assert resp.read().startswith(b"\x89PNG")
+        # The redirect lands on the proxied address.
+        with opener.open(f"{base}/.site.demo/old-page") as resp:
+            assert resp.geturl() == f"{base}/.site.demo/about"
+        # The form posts through the proxy.
+        with opener.open(f"{base}/.site.demo/echo", data=b"message=ping") as resp:
+            assert "You sent: <strong>ping</strong>" in resp.read().decode()
+    finally:
+        code, out, _err = stop(proc)
+    assert f"{base}/.site.demo/" in out
+    assert code == 0

@@ -1,0 +1,177 @@
+"""Header rewriting both ways: pure functions, no sockets."""
+
+import pytest
+from tornado.httputil import HTTPHeaders
+
+from handlers.headers import (
+    cookie_names,
+    cookie_value,
+    downstream_headers,
+    proxied_refresh,
+    proxied_set_cookie,
+    proxied_url,
+    strip_site_cookie,
+    upstream_headers,
+)
+from handlers.sites import BackendSite, build_site_table
+
+TABLE = build_site_table(
+    {
+        "a": BackendSite("a", "http://10.1.2.3", None, []),
+        "b": BackendSite("b", "https://intranet.example:8443", None, []),
+    }
+)
+A = TABLE.get("a")
+
+
+def headers(*pairs):
+    h = HTTPHeaders()
+    for k, v in pairs:
+        h.add(k, v)
+    return h
+
+
+def test_cookie_value_and_strip():
+    raw = "x=1; .site=a; y=2"
+    assert cookie_value(raw) == "a"
+    assert cookie_value("x=1") is None and cookie_value(None) is None
+    assert cookie_value('.site="b"') == "b"
+    assert strip_site_cookie(raw) == "x=1; y=2"
+    assert strip_site_cookie(".site=a") == ""
+    assert strip_site_cookie("a.site=1; x=2") == "a.site=1; x=2"
+    assert cookie_names(raw) == ["x", "y"]
+
+
+def test_upstream_headers_untrusted_peer():
+    incoming = headers(
+        ("Host", "proxy.example"),
+        ("Connection", "keep-alive, X-Secret"),
+        ("X-Secret", "hop"),
+        ("Keep-Alive", "timeout=5"),
+        ("TE", "trailers"),
+        ("Upgrade", "h2c"),
+        ("Proxy-Authorization", "Basic eA=="),
+        ("Cookie", "sid=1; .site=a"),
+        ("Cookie", "theme=dark"),
+        ("X-Forwarded-For", "6.6.6.6"),
+        ("X-Real-IP", "6.6.6.6"),
+        ("X-Forwarded-Prefix", "/evil"),
+        ("Accept", "text/html"),
+        ("Content-Length", "3"),
+    )
+    out = upstream_headers(
+        incoming, A, remote_ip="192.0.2.7", scheme="http", trusted_peer=False, prefix="/.site.a"
+    )
+    assert out["Host"] == "10.1.2.3"
+    for gone in (
+        "Connection",
+        "X-Secret",
+        "Keep-Alive",
+        "TE",
+        "Upgrade",
+        "Proxy-Authorization",
+        "Content-Length",
+    ):
+        assert gone not in out, gone
+    assert out["Cookie"] == "sid=1; theme=dark"
+    assert out["X-Forwarded-For"] == "192.0.2.7"
+    assert out["X-Real-IP"] == "192.0.2.7"
+    assert out["X-Forwarded-Proto"] == "http"
+    assert out["X-Forwarded-Host"] == "proxy.example"
+    assert out.get_list("X-Forwarded-Prefix") == ["/.site.a"]
+    assert out["Accept"] == "text/html"
+
+
+def test_upstream_headers_trusted_peer_appends():
+    incoming = headers(
+        ("Host", "proxy.example"),
+        ("X-Forwarded-For", "203.0.113.5"),
+        ("X-Real-IP", "203.0.113.5"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "public.example"),
+        ("Cookie", ".site=a"),
+    )
+    out = upstream_headers(
+        incoming, A, remote_ip="127.0.0.1", scheme="http", trusted_peer=True, prefix=None
+    )
+    assert out["X-Forwarded-For"] == "203.0.113.5, 127.0.0.1"
+    assert out["X-Real-IP"] == "203.0.113.5"
+    assert out["X-Forwarded-Proto"] == "https"
+    assert out["X-Forwarded-Host"] == "public.example"
+    assert "Cookie" not in out and "X-Forwarded-Prefix" not in out
+
+
+def test_upstream_headers_without_cookies_when_switching():
+    out = upstream_headers(
+        headers(("Cookie", "sid=1")),
+        A,
+        remote_ip="1.2.3.4",
+        scheme="http",
+        trusted_peer=False,
+        prefix=None,
+        forward_cookies=False,
+    )
+    assert "Cookie" not in out
+
+
+@pytest.mark.parametrize(
+    "location, expected",
+    [
+        ("http://10.1.2.3/img/a.png", "/.site.a/img/a.png"),
+        ("http://10.1.2.3", "/.site.a/"),
+        ("http://10.1.2.3:80/x?y=1", "/.site.a/x?y=1"),
+        ("//10.1.2.3/x", "/.site.a/x"),
+        ("https://intranet.example:8443/login", "/.site.b/login"),
+        ("/login?next=/x", "/.site.a/login?next=/x"),
+        ("/.site.b/x", "/.site.b/x"),
+        ("http://10.1.2.3/.site.a/x", "/.site.a/x"),
+        ("login", "login"),
+        ("../up", "../up"),
+        ("https://example.com/x", "https://example.com/x"),
+        ("http://10.1.2.30/x", "http://10.1.2.30/x"),
+        ("https://10.1.2.3/x", "https://10.1.2.3/x"),
+    ],
+)
+def test_proxied_url(location, expected):
+    assert proxied_url(location, TABLE, A) == expected
+
+
+def test_refresh():
+    assert proxied_refresh("5; url=http://10.1.2.3/x", TABLE, A) == "5; url=/.site.a/x"
+    assert proxied_refresh("0;URL='/y'", TABLE, A) == "0;URL='/.site.a/y'"
+    assert proxied_refresh("10", TABLE, A) == "10"
+
+
+@pytest.mark.parametrize(
+    "cookie, expected",
+    [
+        ("sid=1; Domain=10.1.2.3; Path=/", "sid=1; Path=/"),
+        ("sid=1; domain=.example; Path=/", "sid=1; Path=/"),
+        ("sid=1; Domain=other.org; Path=/", "sid=1; Domain=other.org; Path=/"),
+        ("sid=1; Path=/; HttpOnly", "sid=1; Path=/; HttpOnly"),
+    ],
+)
+def test_set_cookie_domain(cookie, expected):
+    assert proxied_set_cookie(cookie, TABLE) == expected
+
+
+def test_downstream_headers():
+    upstream = headers(
+        ("Content-Type", "text/html"),
+        ("Transfer-Encoding", "chunked"),
+        ("Connection", "close, X-Hop"),
+        ("X-Hop", "1"),
+        ("Location", "http://10.1.2.3/next"),
+        ("Content-Location", "http://10.1.2.3/doc"),
+        ("Set-Cookie", "a=1; Domain=10.1.2.3"),
+        ("Set-Cookie", "b=2, with comma; Path=/"),
+        ("Content-Length", "10"),
+    )
+    out = list(downstream_headers(upstream, TABLE, A))
+    assert out == [
+        ("Content-Type", "text/html"),
+        ("Location", "/.site.a/next"),
+        ("Content-Location", "/.site.a/doc"),
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2, with comma; Path=/"),
+    ]

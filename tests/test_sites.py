@@ -1,0 +1,143 @@
+"""Site resolution and config validation: pure functions, no sockets."""
+
+import pytest
+
+from filters.rules import RuleError, SubsFilterRules
+from handlers.sites import BackendSite, ConfigError, build_site_table, resolve
+
+TABLE = build_site_table(
+    {
+        "a": BackendSite("a", "http://10.1.2.3", "10.1.2.3", []),
+        "img3.douban": BackendSite("img3.douban", "https://img3.example.com:8443", None, []),
+        "b": BackendSite("b", "http://10.1.2.30:8080/", "10.1.2.30:8080", []),
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "uri, cookie, name, rest, via_prefix",
+    [
+        ("/.site.a/x/y?q=1", None, "a", "/x/y?q=1", True),
+        ("/.site.a/", "b", "a", "/", True),
+        ("/.site.img3.douban/p.png", None, "img3.douban", "/p.png", True),
+        ("/.site.a?x=1", None, "a", "/?x=1", True),
+        ("/.site.a", None, "a", "/", True),
+        ("/x?y", "b", "b", "/x?y", False),
+        ("/x/.site.a/", "b", "b", "/x/.site.a/", False),
+    ],
+)
+def test_resolve_known(uri, cookie, name, rest, via_prefix):
+    r = resolve(uri, cookie, TABLE)
+    assert r.site is not None and r.site.name == name
+    assert (r.rest, r.via_prefix) == (rest, via_prefix)
+
+
+@pytest.mark.parametrize(
+    "uri, cookie",
+    [
+        ("/.site.zz/", None),
+        ("/.site./", "a"),
+        ("/.site.a@127.0.0.1:9/", None),
+        ("/.site.a:80/", None),
+        ("/.site.http://10.1.2.3/", None),
+        ("/x", None),
+        ("/x", "../x"),
+        ("/x", "http://127.0.0.1:9/"),
+        ("/x", ""),
+        ("/x", "A"),
+    ],
+)
+def test_resolve_unknown_never_names_a_site(uri, cookie):
+    assert resolve(uri, cookie, TABLE).site is None
+
+
+def test_site_fields_derived_from_url():
+    site = TABLE.get("img3.douban")
+    assert (site.scheme, site.host, site.port, site.host_header) == (
+        "https",
+        "img3.example.com",
+        8443,
+        "img3.example.com:8443",
+    )
+    assert TABLE.get("a").base_url == "http://10.1.2.3"
+    assert TABLE.get("b").base_url == "http://10.1.2.30:8080"
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://10.1.2.3/img/a.png", ("a", "/img/a.png")),
+        ("http://10.1.2.3:80/img", ("a", "/img")),
+        ("HTTP://10.1.2.3", ("a", "/")),
+        ("//10.1.2.3/x?y#z", ("a", "/x?y#z")),
+        ("http://10.1.2.3?q", ("a", "/?q")),
+        ("https://img3.example.com:8443/p", ("img3.douban", "/p")),
+        ("http://10.1.2.30:8080/x", ("b", "/x")),
+        ("http://10.1.2.30/x", None),
+        ("https://10.1.2.3/x", None),
+        ("http://user@10.1.2.3/x", None),
+        ("http://example.com/", None),
+        ("/local", None),
+        ("mailto:x@10.1.2.3", None),
+    ],
+)
+def test_site_for_url(url, expected):
+    found = TABLE.site_for_url(url)
+    assert (None if found is None else (found[0].name, found[1])) == expected
+
+
+@pytest.mark.parametrize(
+    "forward_list, message",
+    [
+        ({}, "empty"),
+        ([], "must be a dict"),
+        ({"a/b": BackendSite("a/b", "http://x", None, [])}, "'a/b'"),
+        ({".x": BackendSite(".x", "http://x", None, [])}, "'.x'"),
+        ({"a": BackendSite("a", "ftp://x", None, [])}, "http:// or https://"),
+        ({"a": BackendSite("a", "10.1.2.3", None, [])}, "http:// or https://"),
+        ({"a": BackendSite("a", "http://", None, [])}, "no host"),
+        ({"a": BackendSite("a", "http://10.1.2.3", "10.1.2.4", [])}, "does not match"),
+        ({"a": BackendSite("a", "http://10.1.2.3:81", "10.1.2.3", [])}, "does not match"),
+        ({"a": BackendSite("a", "http://10.1.2.3/app", None, [])}, "scheme://host[:port]"),
+        ({"a": BackendSite("a", "http://u:p@10.1.2.3", None, [])}, "user:password"),
+        ({"a": BackendSite("a", "http://10.1.2.3:99999", None, [])}, "invalid port"),
+        ({"a": BackendSite("a", "http://x", None, ["rule"])}, "not a SubsFilterRules"),
+        ({"a": BackendSite("a", "http://x", None, [], timeout=0)}, "timeout"),
+        ({"a": BackendSite("a", "http://x", None, [], ca_certs="/nonexistent.pem")}, "ca_certs"),
+        ({"a": "http://x"}, "expected BackendSite"),
+    ],
+)
+def test_bad_config_names_site_and_value(forward_list, message):
+    with pytest.raises(ConfigError) as info:
+        build_site_table(forward_list)
+    assert message in str(info.value)
+    if isinstance(forward_list, dict) and forward_list:
+        assert repr(next(iter(forward_list))) in str(info.value)
+
+
+def test_key_wins_over_name_with_warning(caplog):
+    table = build_site_table(
+        {"img3.douban": BackendSite("douban", "http://img3.example.com", None, [])}
+    )
+    assert table.get("img3.douban") is not None and table.get("douban") is None
+    assert "differs from its forward_list key" in caplog.text
+
+
+def test_default_port_in_netloc_accepted():
+    table = build_site_table({"a": BackendSite("a", "https://h.example", "h.example:443", [])})
+    assert table.get("a").host_header == "h.example"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("(", "x", "y"), "re_uri"),
+        ((".", "[", "y"), "re_src"),
+        ((".", "a", r"\1"), "invalid group reference"),
+        ((".", "(?P<x>a)", r"\g<y>"), "unknown group name"),
+        ((".", "", "y"), "must not be empty"),
+    ],
+)
+def test_bad_rules(args, message):
+    with pytest.raises(RuleError, match=message.replace("\\", "\\\\")):
+        SubsFilterRules(*args)
