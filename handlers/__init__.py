@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from tornado.web import Application
 
-from handlers.context import Options, ProxyContext, make_client
+from handlers.context import Options, ProxyContext
 from handlers.pages import HealthHandler, SiteListHandler
 from handlers.proxy import ProxyHandler
 from handlers.sites import BackendSite, ConfigError, SiteTable, build_site_table
+from handlers.upstream import make_client
 
 __all__ = ["BackendSite", "ConfigError", "Options", "ProxyContext", "SiteTable", "make_app"]
 

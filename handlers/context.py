@@ -8,9 +8,8 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 
-from tornado.httpclient import AsyncHTTPClient
-
 from handlers.sites import Resolution, SiteTable, resolve
+from handlers.upstream import RelayClient
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class Options:
 class ProxyContext:
     table: SiteTable
     options: Options
-    client: AsyncHTTPClient
+    client: RelayClient
     default_ca_file: str | None = field(
         default_factory=lambda: ssl.get_default_verify_paths().cafile
     )
@@ -68,16 +67,3 @@ class ProxyContext:
         except ValueError:
             return False
         return any(addr in net for net in self._trusted_nets)
-
-
-def make_client(max_clients: int) -> AsyncHTTPClient:
-    """The one upstream client: libcurl when pycurl imports (it is markedly faster per
-    request), else Tornado's own. ``force_instance`` keeps it independent of any other
-    AsyncHTTPClient in the process; ``max_body_size`` is lifted because responses are
-    streamed, not held."""
-    try:
-        from tornado.curl_httpclient import CurlAsyncHTTPClient
-    except ImportError:  # pragma: no cover - pycurl is a hard requirement
-        log.warning("pycurl is not installed: using Tornado's slower simple HTTP client")
-        return AsyncHTTPClient(force_instance=True, max_clients=max_clients, max_body_size=1 << 62)
-    return CurlAsyncHTTPClient(force_instance=True, max_clients=max_clients, max_body_size=1 << 62)

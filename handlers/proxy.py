@@ -13,7 +13,6 @@ from collections.abc import Container
 
 import pycurl
 from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.httputil import HTTPHeaders, parse_response_start_line
 
 from filters.pipeline import BodyRewriter
 from handlers.headers import (
@@ -21,10 +20,12 @@ from handlers.headers import (
     cookie_value,
     downstream_headers,
     expire_cookies,
+    field,
     upstream_headers,
 )
 from handlers.pages import PageHandler, site_list_html
 from handlers.sites import SITE_COOKIE, SITE_PREFIX, Site
+from handlers.upstream import Fields, OnHeaders
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class ProxyHandler(PageHandler):
         self._site = site
         self._up_status = 0
         self._up_reason = ""
-        self._up_headers = HTTPHeaders()
+        self._up_fields: Fields = []
         self._started = False
         self._rewriter: BodyRewriter | None = None
         self._buffer: list[bytes] | None = None
@@ -155,7 +156,7 @@ class ProxyHandler(PageHandler):
             request_timeout=site.timeout,
             validate_cert=site.validate_cert,
             ca_certs=site.ca_certs,
-            header_callback=self._on_header_line,
+            header_callback=OnHeaders(self._on_headers),
             streaming_callback=self._on_chunk,
             prepare_curl_callback=self._prepare_curl,
         )
@@ -171,62 +172,57 @@ class ProxyHandler(PageHandler):
         self._finish_response()
 
     def _prepare_curl(self, curl: pycurl.Curl) -> None:
+        # Tornado resets each pooled handle after use, so these apply per request.
         site = self._site
         # Send the path exactly as given: libcurl would otherwise squash "/../" and "/./".
         curl.setopt(pycurl.PATH_AS_IS, 1)
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        # An idle timeout rather than a total one: a long download or event stream
-        # that keeps delivering is fine; a backend silent for `timeout` seconds is not.
+        # An idle timeout rather than Tornado's total one: a long download or event
+        # stream that keeps delivering is fine; a backend silent for `timeout` seconds
+        # is not (libcurl: under 1 byte/s for LOW_SPEED_TIME seconds).
         curl.setopt(pycurl.TIMEOUT_MS, 0)
         curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
         curl.setopt(pycurl.LOW_SPEED_TIME, max(1, round(site.timeout)))
-        # Handles are pooled and libcurl keeps CAINFO across requests: reset it so that
-        # one site's private CA never becomes another site's only trust anchor.
-        cafile = site.ca_certs or self.context.default_ca_file
-        if cafile and site.scheme == "https":
-            curl.setopt(pycurl.CAINFO, cafile)
+        if site.scheme == "https":
+            # The site's own CA file, else the system's bundle (not the one libcurl was
+            # built with, which in a wheel may not be where this system keeps it).
+            cafile = site.ca_certs or self.context.default_ca_file
+            if cafile:
+                curl.setopt(pycurl.CAINFO, cafile)
 
     # --- the response, as libcurl delivers it -------------------------------------
 
-    def _on_header_line(self, line: str) -> None:
-        if self._started:
-            return  # trailers: not forwarded
-        line = line.rstrip("\r\n")
-        if line.startswith("HTTP/"):
-            start = parse_response_start_line(line)
-            self._up_status, self._up_reason = start.code, start.reason
-            self._up_headers = HTTPHeaders()
-        elif line:
-            self._up_headers.parse_line(line)
-        elif self._up_status >= 200:
-            self._started = True
-            try:
-                self._start_response()
-            except Exception:
-                log.exception("%s: bad response headers", self._site.name)
-                self._failure = "The site sent a response the proxy could not relay."
-            early, self._early = self._early, None
-            for chunk in early or ():
-                self._on_chunk(chunk)
+    def _on_headers(self, code: int, reason: str, fields: Fields) -> None:
+        self._up_status = code
+        self._up_reason = reason
+        self._up_fields = fields
+        self._started = True
+        try:
+            self._start_response()
+        except Exception:
+            log.exception("%s: bad response headers", self._site.name)
+            self._failure = "The site sent a response the proxy could not relay."
+        early, self._early = self._early, None
+        for chunk in early or ():
+            self._on_chunk(chunk)
 
     def _start_response(self) -> None:
-        site, headers, options = self._site, self._up_headers, self.context.options
+        site, fields, options = self._site, self._up_fields, self.context.options
         for default in ("Content-Type", "Server", "Date"):
             self.clear_header(default)  # Tornado's defaults; the backend's own replace them
         self.set_status(self._up_status, self._up_reason or "Unknown")
-        for name, value in downstream_headers(headers, self.context.table, site):
+        for name, value in downstream_headers(fields, self.context.table, site):
             self.add_header(name, value)
         for cookie in self._own_cookies:
             self.add_header("Set-Cookie", cookie)
         if self.request.method == "HEAD" or self._up_status in _NO_BODY_STATUSES:
-            length = headers.get("Content-Length")
-            if length is not None and self.request.method == "HEAD":
-                self.set_header("Content-Length", length)
+            if self._up_status in _NO_BODY_STATUSES:
+                self.clear_header("Content-Length")
             self._buffer = []
             return
-        length_text = headers.get("Content-Length")
+        length_text = field(fields, "content-length")
         length = int(length_text) if length_text and length_text.isdigit() else None
-        encoded = headers.get("Content-Encoding", "identity").lower() != "identity"
+        encoded = (field(fields, "content-encoding") or "identity").lower() != "identity"
         rewriter = None
         # A 206 holds part of a representation: rewriting it would corrupt the whole.
         if (
@@ -235,18 +231,18 @@ class ProxyHandler(PageHandler):
             and (length is None or length <= options.rewrite_max_bytes)
         ):
             rewriter = BodyRewriter.for_response(
-                site.filter_rules, self.request.uri or "", headers.get("Content-Type")
+                site.filter_rules, self.request.uri or "", field(fields, "content-type")
             )
         if rewriter is not None:
-            # The body will change: validators of the backend's bytes no longer hold.
-            for stale in ("Etag", "Content-Md5", "Accept-Ranges"):
+            # The body will change: its length and the validators of the backend's bytes
+            # no longer hold.
+            for stale in ("Content-Length", "Etag", "Content-Md5", "Accept-Ranges"):
                 self.clear_header(stale)
             self._rewriter = rewriter
             self._buffer = []
             self._buffered = 0
             return
         if length is not None:
-            self.set_header("Content-Length", length)
             if length <= options.small_body_bytes:
                 self._buffer = []
                 return

@@ -63,6 +63,7 @@ def test_upstream_headers_untrusted_peer():
         incoming, A, remote_ip="192.0.2.7", scheme="http", trusted_peer=False, prefix="/.site.a"
     )
     assert out["Host"] == "10.1.2.3"
+    assert out["Accept"] == "text/html"
     for gone in (
         "Connection",
         "X-Secret",
@@ -75,11 +76,24 @@ def test_upstream_headers_untrusted_peer():
         assert gone not in out, gone
     assert out["Cookie"] == "sid=1; theme=dark"
     assert out["X-Forwarded-For"] == "192.0.2.7"
-    assert out["X-Real-IP"] == "192.0.2.7"
+    assert out["X-Real-Ip"] == "192.0.2.7"
     assert out["X-Forwarded-Proto"] == "http"
     assert out["X-Forwarded-Host"] == "proxy.example"
-    assert out.get_list("X-Forwarded-Prefix") == ["/.site.a"]
+    assert out["X-Forwarded-Prefix"] == "/.site.a"
     assert out["Accept"] == "text/html"
+
+
+def test_repeated_fields_are_joined():
+    out = upstream_headers(
+        headers(("Accept", "text/html"), ("Accept", "*/*"), ("Cookie", "a=1"), ("Cookie", "b=2")),
+        A,
+        remote_ip="1.2.3.4",
+        scheme="http",
+        trusted_peer=False,
+        prefix=None,
+    )
+    assert out["Accept"] == "text/html, */*"
+    assert out["Cookie"] == "a=1; b=2"
 
 
 def test_upstream_headers_trusted_peer_appends():
@@ -95,7 +109,7 @@ def test_upstream_headers_trusted_peer_appends():
         incoming, A, remote_ip="127.0.0.1", scheme="http", trusted_peer=True, prefix=None
     )
     assert out["X-Forwarded-For"] == "203.0.113.5, 127.0.0.1"
-    assert out["X-Real-IP"] == "203.0.113.5"
+    assert out["X-Real-Ip"] == "203.0.113.5"
     assert out["X-Forwarded-Proto"] == "https"
     assert out["X-Forwarded-Host"] == "public.example"
     assert "Cookie" not in out and "X-Forwarded-Prefix" not in out
@@ -167,11 +181,12 @@ def test_downstream_headers():
         ("Set-Cookie", "b=2, with comma; Path=/"),
         ("Content-Length", "10"),
     )
-    out = list(downstream_headers(upstream, TABLE, A))
+    out = list(downstream_headers(list(upstream.get_all()), TABLE, A))
     assert out == [
         ("Content-Type", "text/html"),
         ("Location", "/.site.a/next"),
         ("Content-Location", "/.site.a/doc"),
         ("Set-Cookie", "a=1"),
         ("Set-Cookie", "b=2, with comma; Path=/"),
+        ("Content-Length", "10"),
     ]
