@@ -98,6 +98,8 @@ async def serve(
         logging.getLogger().setLevel(level.upper())
     app = make_app(table, options)
     server = HTTPServer(app, idle_connection_timeout=300)
+    if demo and not address:
+        address = "127.0.0.1"  # the demo is for this machine's browser only
     try:
         server.listen(port, address or "")
     except OSError as exc:

@@ -4,11 +4,10 @@ import json
 import ssl
 
 import pytest
+import trustme
 
 from handlers.sites import BackendSite
 from tests.support import start_backend, start_proxy
-
-trustme = pytest.importorskip("trustme")
 
 
 @pytest.fixture(scope="module")
