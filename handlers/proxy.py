@@ -199,9 +199,14 @@ class ProxyHandler(PageHandler):
         self._started = True
         try:
             self._start_response()
+        except ValueError as exc:  # a field Tornado refuses to send (control characters)
+            log.warning("%s: invalid response header from the backend: %s", self._site.name, exc)
+            self._failure = f"The site {self._site.name!r} sent an invalid response."
         except Exception:
-            log.exception("%s: bad response headers", self._site.name)
-            self._failure = "The site sent a response the proxy could not relay."
+            log.exception("%s: cannot relay the response headers", self._site.name)
+            self._failure = (
+                f"The site {self._site.name!r} sent a response the proxy could not relay."
+            )
         early, self._early = self._early, None
         for chunk in early or ():
             self._on_chunk(chunk)

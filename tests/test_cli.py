@@ -83,6 +83,13 @@ def test_config_file_from_settings_star(tmp_path, loop_thread):
         # The rule ran on the JSON echo: the backend's name "cfg" was replaced.
         assert json.loads(body)["backend"] == "CONFIGURED"
         assert backend.seen[-1].uri == "/hello?x=1"
+        # config.is_to_clear_old_cookies = False took effect: switching keeps cookies.
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/.site.intranet/", headers={"Cookie": ".site=old; sid=7"}
+        )
+        with urllib.request.urlopen(request) as resp:
+            assert not [c for c in resp.headers.get_all("Set-Cookie") if "Max-Age=0" in c]
+        assert backend.seen[-1].header("Cookie") == "sid=7"
     finally:
         code, _out, err = stop(proc)
     assert code == 0, err

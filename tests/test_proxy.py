@@ -65,7 +65,20 @@ def _routes(own_url):
         else:
             h.finish(b"x" * 1234)
 
+    def nolength(h):
+        h.set_header("Content-Type", "text/plain")
+        h.flush()
+        if h.request.method != "HEAD":
+            h.write("streamed without a length")
+        h.finish()
+
+    def refresh(h):
+        h.set_header("Refresh", f"0; url={own_url()}/after")
+        h.finish("wait")
+
     return {
+        "/nolength": nolength,
+        "/refresh": refresh,
         "/redirect": redirect,
         "/cookies": cookies,
         "/slow": slow,
@@ -243,6 +256,27 @@ def test_head_carries_upstream_headers_without_body(stack):
     assert resp.status == 200 and data == b""
     assert resp.headers["Content-Length"] == "1234"
     assert last(stack["b"]).method == "HEAD"
+
+
+def test_head_without_length_gets_none_invented(stack):
+    answer = stack["proxy"].raw(
+        b"HEAD /.site.b/nolength HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == b""
+    assert b"content-length" not in head.lower()
+
+
+def test_unknown_length_body_is_chunked_through(stack):
+    resp, data = stack["proxy"].request("GET", "/.site.b/nolength")
+    assert data == b"streamed without a length"
+    assert resp.headers.get("Content-Length") is None
+    assert resp.headers.get("Transfer-Encoding") == "chunked"
+
+
+def test_refresh_header_rewritten(stack):
+    resp, _ = stack["proxy"].request("GET", "/.site.a/refresh")
+    assert resp.headers["Refresh"] == "0; url=/.site.a/after"
 
 
 def test_trace_and_connect_are_refused(stack):
