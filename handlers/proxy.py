@@ -54,6 +54,7 @@ def _ascii_target(target: str) -> str:
 
 class ProxyHandler(PageHandler):
     SUPPORTED_METHODS = _AnyMethodExcept()  # type: ignore[assignment]
+    _client_gone = False
 
     def compute_etag(self) -> None:
         # Never invent a validator: only the backend's own ETag describes its body.
@@ -63,7 +64,6 @@ class ProxyHandler(PageHandler):
         self._client_gone = True
 
     async def prepare(self) -> None:
-        self._client_gone = False
         uri = self.request.uri or ""
         if not uri.startswith("/"):
             # Absolute-form ("GET http://host/ HTTP/1.1") or asterisk-form targets are
@@ -153,7 +153,7 @@ class ProxyHandler(PageHandler):
             decompress_response=False,
             allow_nonstandard_methods=True,
             connect_timeout=site.connect_timeout,
-            request_timeout=site.timeout,
+            request_timeout=0,  # no total limit: _prepare_curl sets an idle timeout
             validate_cert=site.validate_cert,
             ca_certs=site.ca_certs,
             header_callback=OnHeaders(self._on_headers),
@@ -177,10 +177,9 @@ class ProxyHandler(PageHandler):
         # Send the path exactly as given: libcurl would otherwise squash "/../" and "/./".
         curl.setopt(pycurl.PATH_AS_IS, 1)
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        # An idle timeout rather than Tornado's total one: a long download or event
-        # stream that keeps delivering is fine; a backend silent for `timeout` seconds
-        # is not (libcurl: under 1 byte/s for LOW_SPEED_TIME seconds).
-        curl.setopt(pycurl.TIMEOUT_MS, 0)
+        # An idle timeout rather than a total one: a long download or event stream
+        # that keeps delivering is fine; a backend silent for `timeout` seconds is not
+        # (libcurl: under 1 byte/s for LOW_SPEED_TIME seconds).
         curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
         curl.setopt(pycurl.LOW_SPEED_TIME, max(1, round(site.timeout)))
         if site.scheme == "https":
