@@ -1,6 +1,13 @@
 """Body transforms: which responses are rewritten, and how."""
 
-from filters.pipeline import BodyRewriter, is_text_type
+from filters.pipeline import BodyRewriter, SitePlan, build_plans, is_text_type
 from filters.rules import RuleError, SubsFilterRules
 
-__all__ = ["BodyRewriter", "RuleError", "SubsFilterRules", "is_text_type"]
+__all__ = [
+    "BodyRewriter",
+    "RuleError",
+    "SitePlan",
+    "SubsFilterRules",
+    "build_plans",
+    "is_text_type",
+]

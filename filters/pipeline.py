@@ -1,31 +1,32 @@
-"""Rewriting one buffered body: choose the transforms, decode once, apply, encode once."""
+"""Rewriting one buffered body: choose the transforms, decode once, apply them in
+order, encode once.
+
+The order: the user's SubsFilterRules (the original's semantics, written against the
+backend's own text), then automatic backend links, then root-relative links. Each
+later step leaves alone what an earlier one produced (``/.site.`` links).
+"""
 
 from __future__ import annotations
 
-import codecs
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
+from filters import charsets, codings
+from filters.links import BackendLinks, Origin, RootLinks
 from filters.rules import SubsFilterRules
 
-_TEXT_SUBTYPES = frozenset(
-    {
-        "javascript",
-        "x-javascript",
-        "ecmascript",
-        "json",
-        "xml",
-        "xhtml+xml",
-        "rss+xml",
-        "atom+xml",
-        "svg+xml",
-        "manifest+json",
-        "ld+json",
-    }
+log = logging.getLogger(__name__)
+
+_SCRIPT_SUBTYPES = frozenset(
+    {"javascript", "x-javascript", "ecmascript", "json", "xml", "manifest+json", "ld+json"}
 )
+_MARKUP = frozenset({"html", "xml"})
 
 
 def media_type(content_type: str | None) -> tuple[str, str | None]:
-    """``text/html; charset=GBK`` -> ``("text/html", "gbk")``."""
+    """``text/html; charset=GBK`` -> ``("text/html", "GBK")``."""
     if not content_type:
         return "", None
     main, _, params = content_type.partition(";")
@@ -33,57 +34,160 @@ def media_type(content_type: str | None) -> tuple[str, str | None]:
     for param in params.split(";"):
         key, _, value = param.partition("=")
         if key.strip().lower() == "charset":
-            charset = value.strip().strip("'\"").lower() or None
+            charset = value.strip().strip("'\"") or None
     return main.strip().lower(), charset
 
 
-def is_text_type(mtype: str) -> bool:
-    """Is a body of this media type text that links can live in?"""
+def kind_of(mtype: str) -> str | None:
+    """ "html", "css", "xml" or "text" for a rewritable media type; None for the rest,
+    which pass byte for byte."""
+    if mtype in ("text/html", "application/xhtml+xml"):
+        return "html"
+    if mtype == "text/css":
+        return "css"
     top, _, sub = mtype.partition("/")
+    if sub.endswith("+xml") or sub == "xml":
+        return "xml" if top in ("text", "application", "image") else None
     if top == "text":
-        return True
-    if top != "application" and mtype != "image/svg+xml":
-        return False
-    return sub in _TEXT_SUBTYPES or sub.endswith(("+xml", "+json"))
+        return "text"
+    if top == "application" and (sub in _SCRIPT_SUBTYPES or sub.endswith("+json")):
+        return "text"
+    return None
+
+
+def is_text_type(mtype: str) -> bool:
+    return kind_of(mtype) is not None
+
+
+class SiteLike(Protocol):
+    name: str
+    scheme: str
+    host: str
+    port: int
+    filter_rules: Sequence[SubsFilterRules]
+    auto_rewrite: bool
+    prefix_links: bool
+    charset: str | None
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    """What may be done to one site's bodies; built once at start-up."""
+
+    rules: tuple[SubsFilterRules, ...]
+    backend_links: BackendLinks | None
+    root_links: RootLinks | None
+    charset: str | None
+
+    def for_response(
+        self, uri: str, content_type: str | None, content_encoding: str | None
+    ) -> BodyRewriter | None:
+        """A rewriter for this response, or None when nothing applies to it."""
+        mtype, declared = media_type(content_type)
+        kind = kind_of(mtype)
+        if kind is None:
+            return None
+        coding = (content_encoding or "identity").strip().lower()
+        if coding not in codings.SUPPORTED:
+            return None
+        rules = tuple(r for r in self.rules if r.applies_to(uri)) if self.rules else ()
+        roots = self.root_links if kind in ("html", "css") else None
+        if not rules and self.backend_links is None and roots is None:
+            return None
+        return BodyRewriter(rules, self.backend_links, roots, kind, declared, self.charset, coding)
+
+
+def build_plans(sites: Iterable[SiteLike]) -> dict[str, SitePlan]:
+    sites = list(sites)
+    origins = [
+        Origin(s.name, s.scheme, s.host, s.port, s.port == (443 if s.scheme == "https" else 80))
+        for s in sites
+    ]
+    links = BackendLinks(origins) or None
+    return {
+        s.name: SitePlan(
+            tuple(s.filter_rules),
+            links if s.auto_rewrite else None,
+            RootLinks(s.name) if s.prefix_links else None,
+            s.charset,
+        )
+        for s in sites
+    }
 
 
 class BodyRewriter:
-    """The transforms that apply to one response body, run over it in order."""
+    """The transforms for one response body."""
 
-    __slots__ = ("charset", "rules")
+    __slots__ = ("backend_links", "coding", "declared", "fallback", "kind", "root_links", "rules")
 
-    def __init__(self, rules: Sequence[SubsFilterRules], charset: str | None) -> None:
+    def __init__(
+        self,
+        rules: tuple[SubsFilterRules, ...],
+        backend_links: BackendLinks | None,
+        root_links: RootLinks | None,
+        kind: str,
+        declared: str | None,
+        fallback: str | None,
+        coding: str,
+    ) -> None:
         self.rules = rules
-        self.charset = _known_codec(charset) or "utf-8"
+        self.backend_links = backend_links
+        self.root_links = root_links
+        self.kind = kind
+        self.declared = declared
+        self.fallback = fallback
+        self.coding = coding
 
-    @classmethod
-    def for_response(
-        cls, rules: Sequence[SubsFilterRules], uri: str, content_type: str | None
-    ) -> BodyRewriter | None:
-        """A rewriter when at least one rule applies to this URI and the body is text."""
-        if not rules:
+    def rewrite(self, body: bytes, limit: int) -> bytes | None:
+        """The rewritten body, encoded as it came; None when it is to be sent unchanged
+        (nothing matched, or it cannot be rewritten safely: the log says why)."""
+        raw = body
+        if self.coding != "identity":
+            try:
+                raw = codings.decode(body, self.coding, limit)
+            except codings.TooLarge:
+                log.warning(
+                    "a %s body decodes to more than %d bytes: sent unchanged", self.coding, limit
+                )
+                return None
+            except Exception as exc:  # zlib.error, brotli.error: a corrupt body
+                log.warning("cannot decode a %s body (%s): sent unchanged", self.coding, exc)
+                return None
+        out = self._transform(raw)
+        if out is None or out == raw:
             return None
-        chosen = [r for r in rules if r.applies_to(uri)]
-        if not chosen:
-            return None
-        mtype, charset = media_type(content_type)
-        if not is_text_type(mtype):
-            return None
-        return cls(chosen, charset)
+        if self.coding != "identity":
+            out = codings.encode(out, self.coding)
+        return out
 
-    def rewrite(self, body: bytes) -> bytes:
-        # surrogateescape keeps bytes that do not decode: a page that lies about its
-        # charset still comes out byte-exact outside the matches.
-        text = body.decode(self.charset, "surrogateescape")
+    def _transform(self, raw: bytes) -> bytes | None:
+        codec = charsets.detect(raw, self.declared, self.kind, self.fallback)
+        html = self.kind == "html"
+        if not self.rules and charsets.is_ascii_safe(codec):
+            # Only ASCII patterns, and a charset in which ASCII bytes mean ASCII: the
+            # bytes can be rewritten as they are, without decoding.
+            if self.backend_links is not None:
+                raw = self.backend_links.rewrite_bytes(raw)
+            if self.root_links is not None:
+                raw = self.root_links.rewrite_bytes(raw, html)
+            return raw
+        text = charsets.decode(raw, codec)
+        if not charsets.roundtrips(raw, text, codec):
+            log.warning(
+                "a %s body does not survive decoding as %s: sent unchanged", self.kind, codec
+            )
+            return None
         for rule in self.rules:
             text = rule.src_pattern.sub(rule.str_dst, text)
-        return text.encode(self.charset, "surrogateescape")
+        if self.backend_links is not None:
+            text = self.backend_links.rewrite(text)
+        if self.root_links is not None:
+            text = self.root_links.rewrite(text, html)
+        try:
+            return charsets.encode(text, codec, markup=self.kind in _MARKUP)
+        except UnicodeEncodeError as exc:
+            log.warning("a replacement cannot be written in %s (%s): sent unchanged", codec, exc)
+            return None
 
 
-def _known_codec(charset: str | None) -> str | None:
-    if not charset:
-        return None
-    try:
-        return codecs.lookup(charset).name
-    except LookupError:
-        return None
+__all__ = ["BodyRewriter", "SitePlan", "build_plans", "is_text_type", "kind_of", "media_type"]

@@ -8,6 +8,7 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 
+from filters.pipeline import SitePlan, build_plans
 from handlers.sites import Resolution, SiteTable, resolve
 from handlers.upstream import RelayClient
 
@@ -49,6 +50,7 @@ class ProxyContext:
     )
 
     def __post_init__(self) -> None:
+        self.plans: dict[str, SitePlan] = build_plans(self.table)
         nets = []
         for entry in self.options.trusted_proxies:
             try:

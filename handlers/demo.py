@@ -8,7 +8,6 @@ addresses, so everything works through the proxy.
 
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 from html import escape
@@ -17,7 +16,6 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from filters.rules import SubsFilterRules
 from handlers.sites import BackendSite
 
 
@@ -114,11 +112,6 @@ def start_demo_sites() -> tuple[dict[str, BackendSite], list[HTTPServer]]:
     sockets = [bind_sockets(0, "127.0.0.1")[0] for _ in range(2)]
     urls = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in sockets]
     names = ["demo", "demo2"]
-    # Each site's pages name both sites' addresses: map each address to its prefix.
-    rules = [
-        SubsFilterRules(".", re.escape(url), f"/.site.{name}")
-        for name, url in zip(names, urls, strict=False)
-    ]
     servers, sites = [], {}
     for i, (name, url, sock) in enumerate(zip(names, urls, sockets, strict=False)):
         title = "Demo site one" if i == 0 else "Demo site two"
@@ -126,5 +119,6 @@ def start_demo_sites() -> tuple[dict[str, BackendSite], list[HTTPServer]]:
         server = HTTPServer(_demo_app(title, url, urls[1 - i], colour))
         server.add_sockets([sock])
         servers.append(server)
-        sites[name] = BackendSite(name, url, url.split("//", 1)[1], rules)
+        # No rules needed: absolute links to either site are rewritten automatically.
+        sites[name] = BackendSite(name, url, url.split("//", 1)[1], [])
     return sites, servers

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from tornado.httputil import HTTPHeaders
 
+from filters.codings import accept_encoding
 from handlers.sites import SITE_COOKIE, SITE_PREFIX, Site, SiteTable
 from handlers.upstream import Fields
 
@@ -112,6 +113,11 @@ def upstream_headers(
         if name.lower() not in drop:
             out[name] = f"{out[name]}, {value}" if name in out else value
     out["Host"] = site.host_header
+    if "Accept-Encoding" in out:
+        # Only codings the proxy can decode, so that any text response can be rewritten.
+        coding = accept_encoding(out.pop("Accept-Encoding"))
+        if coding:
+            out["Accept-Encoding"] = coding
     if forward_cookies and "Cookie" in incoming:
         cookies = strip_site_cookie("; ".join(incoming.get_list("Cookie")))
         if cookies:

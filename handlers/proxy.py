@@ -226,26 +226,22 @@ class ProxyHandler(PageHandler):
             return
         length_text = field(fields, "content-length")
         length = int(length_text) if length_text and length_text.isdigit() else None
-        encoded = (field(fields, "content-encoding") or "identity").lower() != "identity"
-        rewriter = None
         # A 206 holds part of a representation: rewriting it would corrupt the whole.
-        if (
-            not encoded
-            and self._up_status != 206
-            and (length is None or length <= options.rewrite_max_bytes)
-        ):
-            rewriter = BodyRewriter.for_response(
-                site.filter_rules, self.request.uri or "", field(fields, "content-type")
+        rewriter = None
+        if self._up_status != 206:
+            rewriter = self.context.plans[site.name].for_response(
+                self.request.uri or "",
+                field(fields, "content-type"),
+                field(fields, "content-encoding"),
             )
         if rewriter is not None:
-            # The body will change: its length and the validators of the backend's bytes
-            # no longer hold.
-            for stale in ("Content-Length", "Etag", "Content-Md5", "Accept-Ranges"):
-                self.clear_header(stale)
-            self._rewriter = rewriter
-            self._buffer = []
-            self._buffered = 0
-            return
+            if length is not None and length > options.rewrite_max_bytes:
+                self._log_too_large()
+            else:
+                self._rewriter = rewriter
+                self._buffer = []
+                self._buffered = 0
+                return
         if length is not None:
             if length <= options.small_body_bytes:
                 self._buffer = []
@@ -270,15 +266,18 @@ class ProxyHandler(PageHandler):
         if self._flush_each:
             self.flush()
 
-    def _give_up_rewriting(self) -> None:
-        """A body without Content-Length grew past the rewrite cap: send what we have
-        unchanged and stream the rest."""
+    def _log_too_large(self) -> None:
         log.warning(
             "%s: %s is larger than rewrite_max_bytes (%d): sent unchanged",
             self._site.name,
             self.request.uri,
             self.context.options.rewrite_max_bytes,
         )
+
+    def _give_up_rewriting(self) -> None:
+        """A body without Content-Length grew past the rewrite cap: send what we have
+        unchanged and stream the rest."""
+        self._log_too_large()
         pending, self._buffer, self._rewriter = self._buffer or [], None, None
         self._flush_each = True
         for part in pending:
@@ -295,17 +294,29 @@ class ProxyHandler(PageHandler):
         if self._buffer is not None:
             body = b"".join(self._buffer)
             if self._rewriter is not None:
-                try:
-                    body = self._rewriter.rewrite(body)
-                except Exception:
-                    log.exception(
-                        "%s: rewriting %s failed; sent unchanged", self._site.name, self.request.uri
-                    )
+                body = self._rewritten(body)
             if self.request.method == "HEAD" or self._up_status in _NO_BODY_STATUSES:
                 self.flush()  # headers only; Tornado must not add a Content-Length
             else:
                 self.write(body)
         self.finish()
+
+    def _rewritten(self, body: bytes) -> bytes:
+        assert self._rewriter is not None
+        try:
+            new = self._rewriter.rewrite(body, self.context.options.rewrite_max_bytes)
+        except Exception:
+            log.exception(
+                "%s: rewriting %s failed; sent unchanged", self._site.name, self.request.uri
+            )
+            return body
+        if new is None:
+            return body  # unchanged: the backend's length and validators still hold
+        # The body changed: its length and the validators of the backend's bytes no
+        # longer describe it. Tornado sets the new Content-Length when it finishes.
+        for stale in ("Content-Length", "Etag", "Content-Md5", "Accept-Ranges"):
+            self.clear_header(stale)
+        return new
 
     def _on_failure(self, exc: HTTPClientError | None) -> None:
         site = self._site

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from filters.charsets import codec_name
 from filters.rules import RuleError, SubsFilterRules
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,12 @@ class BackendSite:
       connect_timeout  seconds to establish the connection (502 when it fails)
       validate_cert    verify an https backend's certificate (default True)
       ca_certs         a PEM file of CA certificates to verify it with (an intranet CA)
+      auto_rewrite     rewrite absolute URLs of every configured backend in this site's
+                       text bodies to /.site.<name> (default True)
+      prefix_links     give root-relative links in HTML and CSS this site's prefix
+                       (default True)
+      charset          the charset of pages that declare none (old intranet sites often
+                       serve undeclared GBK); default UTF-8
     """
 
     name: str
@@ -52,6 +59,9 @@ class BackendSite:
     connect_timeout: float = 10.0
     validate_cert: bool = True
     ca_certs: str | None = None
+    auto_rewrite: bool = True
+    prefix_links: bool = True
+    charset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,9 @@ class Site:
     validate_cert: bool
     ca_certs: str | None
     host_header: str  # the Host header the backend expects: host[:port]
+    auto_rewrite: bool
+    prefix_links: bool
+    charset: str | None
 
 
 class SiteTable:
@@ -244,8 +257,11 @@ def _validate_site(key: object, backend: object) -> Site:
             raise ConfigError(
                 f"{where}: {attr} must be a positive number of seconds, not {value!r}"
             )
-    if not isinstance(backend.validate_cert, bool):
-        raise ConfigError(f"{where}: validate_cert must be True or False")
+    for attr in ("validate_cert", "auto_rewrite", "prefix_links"):
+        if not isinstance(getattr(backend, attr), bool):
+            raise ConfigError(f"{where}: {attr} must be True or False")
+    if backend.charset is not None and codec_name(backend.charset) is None:
+        raise ConfigError(f"{where}: charset {backend.charset!r} is not a known charset")
     if backend.ca_certs is not None:
         if scheme != "https":
             raise ConfigError(f"{where}: ca_certs is set but url {backend.url!r} is not https")
@@ -267,6 +283,9 @@ def _validate_site(key: object, backend: object) -> Site:
         validate_cert=backend.validate_cert,
         ca_certs=backend.ca_certs,
         host_header=host_header,
+        auto_rewrite=backend.auto_rewrite,
+        prefix_links=backend.prefix_links,
+        charset=backend.charset,
     )
 
 

@@ -66,7 +66,7 @@ def _routes(own_url):
             h.finish(b"x" * 1234)
 
     def nolength(h):
-        h.set_header("Content-Type", "text/plain")
+        h.set_header("Content-Type", "application/octet-stream")
         h.flush()
         if h.request.method != "HEAD":
             h.write("streamed without a length")
