@@ -51,7 +51,8 @@ def _form(literal: str, rest: str, replacement: str, before: str = "") -> _Form:
     source = re.escape(literal) + before + rest
     return _Form(
         literal,
-        re.compile(source),
+        # ASCII classes, so that text and bytes agree on what continues a host name.
+        re.compile(source, re.ASCII),
         re.compile(source.encode("ascii")),
         replacement,
         replacement.encode("ascii"),

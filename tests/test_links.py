@@ -1,0 +1,105 @@
+"""Automatic link rewriting, on text and on bytes."""
+
+import pytest
+
+from filters.links import BackendLinks, Origin, RootLinks
+
+LINKS = BackendLinks(
+    [
+        Origin("a", "http", "10.1.2.3", 80, True),
+        Origin("b", "http", "10.1.2.30", 8080, False),
+        Origin("c", "https", "secure.example", 443, True),
+        Origin("d", "http", "10.1.2.3", 8081, False),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ('<a href="http://10.1.2.3/x">', '<a href="/.site.a/x">'),
+        ("http://10.1.2.3", "/.site.a"),
+        ("http://10.1.2.3:80/y", "/.site.a/y"),
+        ("http://10.1.2.3?q=1", "/.site.a?q=1"),
+        ("http://10.1.2.3#top", "/.site.a#top"),
+        ("http://10.1.2.30:8080/z", "/.site.b/z"),
+        ("http://10.1.2.3:8081/w", "/.site.d/w"),
+        ("https://secure.example/q", "/.site.c/q"),
+        ("https://secure.example:443/q", "/.site.c/q"),
+        ('src="//10.1.2.3/s.js"', 'src="/.site.a/s.js"'),
+        ("url(//10.1.2.3/bg.png)", "url(/.site.a/bg.png)"),
+        ('{"u":"http:\\/\\/10.1.2.3\\/j"}', '{"u":"\\/.site.a\\/j"}'),
+        ('{"u":"\\/\\/10.1.2.3\\/j"}', '{"u":"\\/.site.a\\/j"}'),
+        ("?next=http%3A%2F%2F10.1.2.3%2Fp", "?next=%2F.site.a%2Fp"),
+        ("?next=http%3a%2f%2f10.1.2.3%2fp", "?next=%2f.site.a%2fp"),
+        # Not ours: other hosts, ports, schemes and look-alikes stay as they are.
+        ("http://10.1.2.30/no", "http://10.1.2.30/no"),
+        ("http://10.1.2.3:8080/no", "http://10.1.2.3:8080/no"),
+        ("http://10.1.2.3.evil.example/no", "http://10.1.2.3.evil.example/no"),
+        ("http://10.1.2.34/no", "http://10.1.2.34/no"),
+        ("http://secure.example/no", "http://secure.example/no"),
+        ("https://10.1.2.3/no", "https://10.1.2.3/no"),
+        ("ftp://10.1.2.3/no", "ftp://10.1.2.3/no"),
+        ("http://evil.example//10.1.2.3/no", "http://evil.example//10.1.2.3/no"),
+        ("http://user@10.1.2.3/no", "http://user@10.1.2.3/no"),
+        ("Visit http://10.1.2.3.", "Visit /.site.a."),
+    ],
+)
+def test_backend_links(source, expected):
+    assert LINKS.rewrite(source) == expected
+    assert LINKS.rewrite_bytes(source.encode()) == expected.encode()
+
+
+def test_backend_links_idempotent_and_never_double_prefixed():
+    page = 'a http://10.1.2.3/x b //10.1.2.3/y c http://10.1.2.30:8080/z "http:\\/\\/10.1.2.3"'
+    once = LINKS.rewrite(page)
+    assert LINKS.rewrite(once) == once
+    assert ".site.a/.site" not in once and "/.site./.site" not in once
+
+
+ROOT = RootLinks("a")
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ('<a href="/x">', '<a href="/.site.a/x">'),
+        ("<a href='/x'>", "<a href='/.site.a/x'>"),
+        ("<img src=/i.png>", "<img src=/.site.a/i.png>"),
+        ('<A HREF="/x">', '<A HREF="/.site.a/x">'),
+        ('<form action="/post">', '<form action="/.site.a/post">'),
+        ('<button formaction="/b">', '<button formaction="/.site.a/b">'),
+        ('<video poster="/p.jpg">', '<video poster="/.site.a/p.jpg">'),
+        ('<object data="/o.svg">', '<object data="/.site.a/o.svg">'),
+        ('<base href="/app/">', '<base href="/.site.a/app/">'),
+        ('<div style="background:url(/bg.png)">', '<div style="background:url(/.site.a/bg.png)">'),
+        ("<style>@import '/s.css';</style>", "<style>@import '/.site.a/s.css';</style>"),
+        (
+            '<img srcset="/a.png 1x, b.png 2x,/c.png 3x">',
+            '<img srcset="/.site.a/a.png 1x, b.png 2x,/.site.a/c.png 3x">',
+        ),
+        (
+            '<meta http-equiv="refresh" content="0; url=/next">',
+            '<meta http-equiv="refresh" content="0; url=/.site.a/next">',
+        ),
+        # Left alone: relative, scheme-relative, already prefixed, not a URL attribute.
+        ('<a href="x/y">', '<a href="x/y">'),
+        ('<a href="//cdn.example/x">', '<a href="//cdn.example/x">'),
+        ('<a href="/.site.b/x">', '<a href="/.site.b/x">'),
+        (
+            '<div metadata="/no" data-x="/no" title="/no">',
+            '<div metadata="/no" data-x="/no" title="/no">',
+        ),
+        ("<p>a/b and </p>", "<p>a/b and </p>"),
+    ],
+)
+def test_root_links_in_html(source, expected):
+    assert ROOT.rewrite(source, html=True) == expected
+    assert ROOT.rewrite_bytes(source.encode(), html=True) == expected.encode()
+
+
+def test_root_links_in_css_only_touch_urls():
+    css = 'a{background:url("/bg.png")} @import "/x.css"; b{x: url(//cdn/x)} .c{content:"/no"}'
+    expected = 'a{background:url("/.site.a/bg.png")} @import "/.site.a/x.css"; b{x: url(//cdn/x)} .c{content:"/no"}'
+    assert ROOT.rewrite(css, html=False) == expected
+    assert ROOT.rewrite(expected, html=False) == expected
