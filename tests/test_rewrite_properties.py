@@ -145,7 +145,7 @@ def test_undecodable_bytes_survive(page, junk):
 @SETTINGS
 @given(pages("gbk"))
 def test_user_rule_with_chinese_on_gbk(page):
-    source, expected = page
+    source, _ = page
     rule = SubsFilterRules(".", "中文", "汉语")
     plans = build_plans([FakeSite("g", "http", "10.9.9.9", 80, filter_rules=[rule])])
     body = ("中文 " + source + " 中文").encode("gbk")
