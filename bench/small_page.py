@@ -44,7 +44,11 @@ def main() -> None:
     nginx = Nginx(docroot)
     backend = f"http://127.0.0.1:{nginx.static_port}"
     mp_port, wp_port = free_port(), free_port()
-    config = write_config(f'    "bench": BackendSite("bench", "{backend}", None, []),')
+    # Rewriting off: the yardstick is the relay itself (bench/rewrite.py measures that).
+    config = write_config(
+        f'    "bench": BackendSite("bench", "{backend}", None, [],'
+        " auto_rewrite=False, prefix_links=False),"
+    )
     minimal = Process(
         [sys.executable, "bench/minimal_proxy.py", str(mp_port), backend],
         f"http://127.0.0.1:{mp_port}/page.html",

@@ -16,9 +16,10 @@ _ALIASES = {"gb2312": "gbk", "x-gbk": "gbk", "gb_2312-80": "gbk", "x-sjis": "shi
 
 # Codecs in which a byte below 0x80 always stands for that ASCII character, so ASCII
 # patterns can be matched on the raw bytes. Not so in GBK, Big5 or Shift_JIS, whose
-# second bytes reach into the ASCII range.
+# second bytes reach into the ASCII range. Names as codecs.lookup() spells them, with
+# "-" read as "_".
 _ASCII_SAFE_PREFIXES = ("utf_8", "ascii", "latin_1", "iso8859_", "cp125", "koi8_", "mac_")
-_ASCII_SAFE = frozenset({"euc_kr", "euc_jp", "gb2312", "utf_8_sig"})
+_ASCII_SAFE = frozenset({"euc_kr", "euc_jp", "gb2312"})
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
@@ -65,6 +66,7 @@ def detect(body: bytes, declared: str | None, kind: str, fallback: str | None) -
 
 
 def is_ascii_safe(codec: str) -> bool:
+    codec = codec.replace("-", "_")
     return codec in _ASCII_SAFE or codec.startswith(_ASCII_SAFE_PREFIXES)
 
 
@@ -99,7 +101,7 @@ def roundtrips(body: bytes, text: str, codec: str) -> bool:
     """Does decoding and encoding again give back ``body`` exactly? True by construction
     for UTF-8 and single-byte charsets; checked for the others (Big5, for one, maps two
     byte pairs to the same character)."""
-    if is_ascii_safe(codec) and not codec.startswith("utf_16"):
+    if is_ascii_safe(codec):
         return True
     try:
         return text.encode(codec, "surrogateescape") == body

@@ -2,7 +2,7 @@
 order, encode once.
 
 The order: the user's SubsFilterRules (the original's semantics, written against the
-backend's own text), then automatic backend links, then root-relative links. Each
+backend's own text), then root-relative links, then automatic backend links. Each
 later step leaves alone what an earlier one produced (``/.site.`` links).
 """
 
@@ -166,10 +166,10 @@ class BodyRewriter:
         if not self.rules and charsets.is_ascii_safe(codec):
             # Only ASCII patterns, and a charset in which ASCII bytes mean ASCII: the
             # bytes can be rewritten as they are, without decoding.
-            if self.backend_links is not None:
-                raw = self.backend_links.rewrite_bytes(raw)
             if self.root_links is not None:
                 raw = self.root_links.rewrite_bytes(raw, html)
+            if self.backend_links is not None:
+                raw = self.backend_links.rewrite_bytes(raw)
             return raw
         text = charsets.decode(raw, codec)
         if not charsets.roundtrips(raw, text, codec):
@@ -179,10 +179,12 @@ class BodyRewriter:
             return None
         for rule in self.rules:
             text = rule.src_pattern.sub(rule.str_dst, text)
-        if self.backend_links is not None:
-            text = self.backend_links.rewrite(text)
+        # Root-relative links before backend links: the latter's output ("/.site.x/...")
+        # would only be more slashes for the former to look at and turn away.
         if self.root_links is not None:
             text = self.root_links.rewrite(text, html)
+        if self.backend_links is not None:
+            text = self.backend_links.rewrite(text)
         try:
             return charsets.encode(text, codec, markup=self.kind in _MARKUP)
         except UnicodeEncodeError as exc:

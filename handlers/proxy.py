@@ -56,9 +56,16 @@ class ProxyHandler(PageHandler):
     SUPPORTED_METHODS = _AnyMethodExcept()  # type: ignore[assignment]
     _client_gone = False
 
+    # Never invent a validator or answer a condition ourselves: only the backend's own
+    # ETag describes its body, and the backend has seen the request's If-None-Match.
     def compute_etag(self) -> None:
-        # Never invent a validator: only the backend's own ETag describes its body.
         return None
+
+    def set_etag_header(self) -> None:
+        pass
+
+    def check_etag_header(self) -> bool:
+        return False
 
     def on_connection_close(self) -> None:
         self._client_gone = True
@@ -313,9 +320,10 @@ class ProxyHandler(PageHandler):
         if new is None:
             return body  # unchanged: the backend's length and validators still hold
         # The body changed: its length and the validators of the backend's bytes no
-        # longer describe it. Tornado sets the new Content-Length when it finishes.
-        for stale in ("Content-Length", "Etag", "Content-Md5", "Accept-Ranges"):
+        # longer describe it.
+        for stale in ("Etag", "Content-Md5", "Accept-Ranges"):
             self.clear_header(stale)
+        self.set_header("Content-Length", str(len(new)))
         return new
 
     def _on_failure(self, exc: HTTPClientError | None) -> None:

@@ -35,6 +35,29 @@ def test_detect(body, declared, kind, fallback, expected):
     assert charsets.detect(body, declared, kind, fallback) == expected
 
 
+@pytest.mark.parametrize(
+    "label, safe",
+    [
+        ("utf-8", True),
+        ("UTF8", True),
+        ("latin-1", True),
+        ("iso-8859-5", True),
+        ("windows-1252", True),
+        ("koi8-r", True),
+        ("euc-kr", True),
+        ("ascii", True),
+        ("gbk", False),
+        ("gb18030", False),
+        ("big5", False),
+        ("shift_jis", False),
+        ("utf-16", False),
+        ("iso-2022-jp", False),
+    ],
+)
+def test_ascii_safe_charsets_may_be_rewritten_as_bytes(label, safe):
+    assert charsets.is_ascii_safe(charsets.codec_name(label)) is safe
+
+
 def test_encode_unrepresentable_in_markup_becomes_reference():
     assert charsets.encode("a\u4e2d\udcffb", "latin-1", markup=True) == b"a&#20013;\xffb"
     with pytest.raises(UnicodeEncodeError):

@@ -1,0 +1,161 @@
+"""What rewriting costs: a 1 MiB page with 10,000 backend links, and a 9 KB page with
+100, through web_proxy with rewriting on and off, beside the backend itself.
+
+    python bench/rewrite.py [--requests 40] [--seconds 8] [--rounds 3]
+
+Everything runs on 127.0.0.1, in one run: an nginx backend serves the pages, and one
+web_proxy process serves two sites on that backend, "on" (automatic rewriting, the
+default) and "off" (auto_rewrite=False, prefix_links=False).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from harness import ROOT, Nginx, Process, free_port, save, write_config, wrk
+
+
+def page(origin: str, size: int, links: int) -> bytes:
+    """HTML of about ``size`` bytes holding ``links`` absolute links to ``origin``, the
+    rest of it ordinary text."""
+    link = f'<p><a href="{origin}/docs/00000.html">document</a> </p>\n'
+    filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod. " * 8
+    per = max(0, (size - 64) // links - len(link))
+    rows = [
+        f'<p><a href="{origin}/docs/{i:05d}.html">document</a> {filler[:per]}</p>\n'
+        for i in range(links)
+    ]
+    return ("<!doctype html><html><body>\n" + "".join(rows) + "</body></html>\n").encode()
+
+
+def timed_get(port: int, path: str, count: int) -> tuple[float, int]:
+    """Median milliseconds per GET over one keep-alive connection, and the body size."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    times, size = [], 0
+    for i in range(count + 3):
+        t = time.perf_counter()
+        conn.request("GET", path, headers={"Cookie": ""})
+        body = conn.getresponse().read()
+        if i >= 3:  # warm-up
+            times.append((time.perf_counter() - t) * 1000)
+        size = len(body)
+    conn.close()
+    return statistics.median(times), size
+
+
+def in_process_rewrite_ms(body: bytes, origin: str) -> float:
+    """The pipeline alone, without sockets: median ms to rewrite ``body``."""
+    from filters.pipeline import build_plans
+    from handlers.sites import BackendSite, build_site_table
+
+    table = build_site_table({"on": BackendSite("on", origin, None, [])})
+    rewriter = build_plans(table)["on"].for_response("/big.html", "text/html", None)
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        out = rewriter.rewrite(body, 64 << 20)
+        times.append((time.perf_counter() - t) * 1000)
+    assert out is not None and origin.encode() not in out
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=40)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    docroot = tempfile.mkdtemp(prefix="bench-docroot-")
+    os.chmod(docroot, 0o755)
+    nginx = Nginx(docroot)
+    origin = f"http://127.0.0.1:{nginx.static_port}"
+    big = page(origin, 1 << 20, 10_000)
+    small = page(origin, 9 * 1024, 100)
+    for name, body in (("big.html", big), ("small.html", small)):
+        with open(os.path.join(docroot, name), "wb") as f:
+            f.write(body)
+    port = free_port()
+    config = write_config(
+        f'    "on": BackendSite("on", "{origin}", None, []),\n'
+        f'    "off": BackendSite("off", "{origin}", None, [], auto_rewrite=False,'
+        " prefix_links=False),"
+    )
+    config_text = (
+        open(config)
+        .read()
+        .replace(
+            "from settings import *\n",
+            "from settings import *\nconfig.rewrite_max_bytes = 64 * 1024 * 1024\n",
+        )
+    )
+    with open(config, "w") as f:
+        f.write(config_text)
+    proxy = Process(
+        [sys.executable, "proxy.py", f"--port={port}", "--address=127.0.0.1", f"--config={config}"],
+        f"http://127.0.0.1:{port}/.proxy/health",
+    )
+    results: dict[str, object] = {}
+    try:
+        direct, size = timed_get(nginx.static_port, "/big.html", args.requests)
+        off, size_off = timed_get(port, "/.site.off/big.html", args.requests)
+        on, size_on = timed_get(port, "/.site.on/big.html", args.requests)
+        assert size_off == size == len(big) and size_on != size
+        mib = len(big) / (1 << 20)
+        pipeline_ms = in_process_rewrite_ms(big, origin)
+        results["big"] = {
+            "bytes": len(big),
+            "links": 10_000,
+            "direct_ms": direct,
+            "proxy_rewrite_off_ms": off,
+            "proxy_rewrite_on_ms": on,
+            "rewriting_adds_ms_per_mib": (on - off) / mib,
+            "pipeline_ms_per_mib": pipeline_ms / mib,
+            "pipeline_mib_per_s": mib / (pipeline_ms / 1000),
+        }
+        best: dict[str, float] = {}
+        for _ in range(args.rounds):
+            for name in ("off", "on"):
+                r = wrk(f"http://127.0.0.1:{port}/.site.{name}/small.html", args.seconds, 32)
+                if r.errors:
+                    sys.exit(f"bench: {r.errors} errors")
+                best[name] = max(best.get(name, 0.0), r.rps)
+        results["small"] = {
+            "bytes": len(small),
+            "links": 100,
+            "rps_rewrite_off": best["off"],
+            "rps_rewrite_on": best["on"],
+            "ratio": best["on"] / best["off"],
+        }
+    finally:
+        proxy.stop()
+        nginx.stop()
+        os.unlink(config)
+    b, s = results["big"], results["small"]
+    print(f"1 MiB HTML page, 10,000 backend links (median of {args.requests} GETs, one connection)")
+    print(f"  straight from the backend        {b['direct_ms']:7.1f} ms")
+    print(f"  through web_proxy, rewriting off {b['proxy_rewrite_off_ms']:7.1f} ms")
+    print(f"  through web_proxy, rewriting on  {b['proxy_rewrite_on_ms']:7.1f} ms")
+    print(f"  rewriting adds                   {b['rewriting_adds_ms_per_mib']:7.1f} ms per MiB")
+    print(
+        f"  the pipeline alone               {b['pipeline_ms_per_mib']:7.1f} ms per MiB"
+        f" ({b['pipeline_mib_per_s']:.0f} MiB/s)"
+    )
+    print(f"9 KB page, 100 backend links (wrk -t1 -c32 -d{args.seconds}s, best of {args.rounds})")
+    print(f"  rewriting off {s['rps_rewrite_off']:8.0f} req/s")
+    print(f"  rewriting on  {s['rps_rewrite_on']:8.0f} req/s   ratio {s['ratio']:.2f}")
+    path = save("rewrite", {"args": vars(args), "results": results})
+    print(f"saved {os.path.relpath(path, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
