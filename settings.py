@@ -34,6 +34,9 @@ class Config:
     async_http_client_max_clients = 200
     # Text bodies larger than this are passed on unchanged instead of rewritten.
     rewrite_max_bytes = 8 * 1024 * 1024
+    # Request bodies (uploads) larger than this are refused with 413. They are streamed
+    # to the backend as they arrive, never held whole.
+    max_body_size = 10 * 1024**3
     # Addresses of proxies in front of this one (nginx) whose X-Forwarded-For,
     # X-Forwarded-Proto, X-Forwarded-Host and X-Real-IP are believed and appended to.
     trusted_proxies = ("127.0.0.1", "::1")

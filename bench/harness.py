@@ -173,6 +173,8 @@ def wrk(
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
         errors += sum(int(x) for x in m.groups())
+    if errors:
+        print(out, file=sys.stderr)
     return WrkResult(requests, rps, p99, errors)
 
 

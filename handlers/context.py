@@ -23,6 +23,7 @@ class Options:
     max_clients: int = 100
     rewrite_max_bytes: int = 8 * 1024 * 1024
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    max_body_size: int = 10 * 1024**3
     # A response whose Content-Length is at most this is sent in one write with its
     # headers; longer or open-ended ones are forwarded as they arrive.
     small_body_bytes: int = 64 * 1024
@@ -37,6 +38,7 @@ class Options:
             max_clients=int(get("async_http_client_max_clients", cls.max_clients)),  # type: ignore[call-overload]
             rewrite_max_bytes=int(get("rewrite_max_bytes", cls.rewrite_max_bytes)),  # type: ignore[call-overload]
             trusted_proxies=tuple(get("trusted_proxies", cls.trusted_proxies)),  # type: ignore[call-overload]
+            max_body_size=int(get("max_body_size", cls.max_body_size)),  # type: ignore[call-overload]
         )
 
 

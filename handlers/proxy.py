@@ -1,46 +1,55 @@
-"""The proxying handler: resolve the site, build the upstream request, relay the answer.
+"""The proxying handler: resolve the site, start the upstream transfer, relay both ways.
 
-Responses are relayed as they arrive: the status and headers when the backend's
-header block is complete, then the body. Bodies that a rule rewrites are buffered
-(they must be whole to be rewritten); small bodies of known length go out in one
-write together with their headers; everything else is written chunk by chunk.
+The request body streams to the backend as it arrives. The response is relayed as it
+arrives: status and headers as soon as the backend's header block is complete, then
+the body. Bodies that are rewritten are held whole (they must be, to be rewritten), and
+so are small bodies of known length, which then leave in one write with their headers;
+everything else is written chunk by chunk, and the backend is paused while the client
+has more than DOWNLOAD_HIGH_WATER bytes still to take.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Container
+from asyncio import Future
 
 import pycurl
 from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.web import stream_request_body
 
 from filters.pipeline import BodyRewriter
 from handlers.headers import (
     cookie_names,
-    cookie_value,
     downstream_headers,
     expire_cookies,
     field,
     upstream_headers,
 )
-from handlers.pages import PageHandler, site_list_html
-from handlers.sites import SITE_COOKIE, SITE_PREFIX, Site
+from handlers.pages import PageHandler
+from handlers.request import Target, resolve_target
+from handlers.sites import SITE_COOKIE, SITE_PREFIX
+from handlers.transfer import Transfer
 from handlers.upstream import Fields, OnHeaders
 
 log = logging.getLogger(__name__)
 
+# Every method is relayed but CONNECT (a tunnel to anywhere: never) and TRACE (it echoes
+# credentials back to scripts). WebDAV and CalDAV methods are listed so that file and
+# calendar servers work behind the proxy.
+METHODS = (
+    *("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"),
+    *("PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH"),
+    *("REPORT", "MKCALENDAR", "MKACTIVITY", "CHECKOUT", "MERGE", "ACL", "PURGE"),
+)
+# The client may have this much of a streamed response still to take before the
+# backend is paused.
+DOWNLOAD_HIGH_WATER = 1 << 20
+# libcurl's receive buffer: larger chunks mean fewer Python calls per MiB relayed.
+CURL_BUFFER_SIZE = 256 * 1024
 # libcurl's error numbers that mean "the backend was too slow" (504); every other
 # failure before a response means "could not get a response" (502).
 _CURL_TIMEOUTS = frozenset({pycurl.E_OPERATION_TIMEDOUT})
 _NO_BODY_STATUSES = frozenset({204, 304})
-
-
-class _AnyMethodExcept(Container[str]):
-    """Every request method is proxied except CONNECT (a tunnel to anywhere: never) and
-    TRACE (it echoes credentials back to scripts)."""
-
-    def __contains__(self, method: object) -> bool:
-        return method not in ("CONNECT", "TRACE")
 
 
 def _ascii_target(target: str) -> str:
@@ -52,9 +61,13 @@ def _ascii_target(target: str) -> str:
     return "".join(c if ord(c) < 128 else f"%{ord(c):02X}" for c in target)
 
 
+@stream_request_body
 class ProxyHandler(PageHandler):
-    SUPPORTED_METHODS = _AnyMethodExcept()  # type: ignore[assignment]
+    SUPPORTED_METHODS = METHODS
     _client_gone = False
+    _transfer: Transfer | None = None
+    _fetch: Future | None = None
+    _headers_parser: OnHeaders | None = None
 
     # Never invent a validator or answer a condition ourselves: only the backend's own
     # ETag describes its body, and the backend has seen the request's If-None-Match.
@@ -67,77 +80,83 @@ class ProxyHandler(PageHandler):
     def check_etag_header(self) -> bool:
         return False
 
+    def on_finish(self) -> None:
+        # The transfer and the header parser hold bound methods of this handler: drop
+        # them so that the handler is freed now, by reference counting, rather than by
+        # a later garbage collection pass (which showed up as latency spikes).
+        self._transfer = None
+        self._headers_parser = None
+        self._fetch = None
+
     def on_connection_close(self) -> None:
         self._client_gone = True
+        if self._transfer is not None:
+            self._transfer.abort()  # the backend sees its connection closed
+
+    # --- the request ----------------------------------------------------------------
 
     async def prepare(self) -> None:
-        uri = self.request.uri or ""
-        if not uri.startswith("/"):
-            # Absolute-form ("GET http://host/ HTTP/1.1") or asterisk-form targets are
-            # requests for a forward proxy; this one reaches only its own sites.
-            self.send_error_page(
-                400, "Bad Request", "This proxy serves only paths that start with '/'."
-            )
+        target = resolve_target(self, self.context)
+        if target is None:
             return
-        headers = self.request.headers
-        cookie_site = cookie_value(headers.get("Cookie"))
-        resolution = self.context.resolve(uri, cookie_site)
-        site = resolution.site
-        if site is None:
-            if not resolution.via_prefix and cookie_site is None and self.request.path == "/":
-                self.set_header("Cache-Control", "no-store")
-                self.finish(site_list_html(self.context.table, None))
-                return
-            self.send_error_page(
-                404,
-                "Unknown site",
-                f"No site named {resolution.name!r} is configured on this proxy."
-                if resolution.name
-                else "Choose a site to open.",
-            )
+        request, options = self.request, self.context.options
+        length_text = request.headers.get("Content-Length")
+        length = int(length_text) if length_text else None  # Tornado checked it is a number
+        if length is not None and length > options.max_body_size:
+            self._refuse_body(length)
             return
-        if resolution.via_prefix and not uri.startswith(f"{SITE_PREFIX}{site.name}/"):
-            # "/.site.name" or "/.site.name?x": the page's relative links need the slash.
-            self.redirect(f"{SITE_PREFIX}{site.name}{resolution.rest}")
-            return
-        await self._proxy(site, resolution.rest, resolution.via_prefix, cookie_site)
+        # One byte more than we accept: past that Tornado stops reading by itself.
+        request.connection.set_max_body_size(options.max_body_size + 1)  # type: ignore[union-attr]
+        self._received = 0
+        has_body = bool(length) or "Transfer-Encoding" in request.headers
+        self._start_transfer(target, has_body, length)
+        if not has_body:
+            # Nothing to read first: relay at once. (With a body, Tornado reads it only
+            # after prepare() returns, and _relay runs when it has.)
+            await self._relay()
 
-    async def _proxy(
-        self, site: Site, target: str, via_prefix: bool, cookie_site: str | None
-    ) -> None:
-        context = self.context
-        options = context.options
-        switching = via_prefix and cookie_site != site.name
+    def _refuse_body(self, length: int) -> None:
+        limit = self.context.options.max_body_size
+        log.warning(
+            "%s: request body of %d bytes refused (max_body_size %d)",
+            self.request.uri,
+            length,
+            limit,
+        )
+        self.send_error_page(
+            413, "Request too large", f"This proxy accepts request bodies of up to {limit:,} bytes."
+        )
+
+    def _start_transfer(self, target: Target, has_body: bool, length: int | None) -> None:
+        site, context, request = target.site, self.context, self.request
+        method = request.method or "GET"
+        switching = target.via_prefix and target.cookie_site != site.name
         self._own_cookies: list[str] = []
         forward_cookies = True
         if switching:
             self._own_cookies.append(f"{SITE_COOKIE}={site.name}; Path=/; HttpOnly; SameSite=Lax")
-            if options.clear_old_cookies and cookie_site is not None:
+            if context.options.clear_old_cookies and target.cookie_site is not None:
                 # The cookies the browser holds belong to the site being left: they must
                 # neither reach the new backend nor linger for the next visit.
-                names = cookie_names(self.request.headers.get("Cookie"))
+                names = cookie_names(request.headers.get("Cookie"))
                 self._own_cookies.extend(expire_cookies(names))
                 forward_cookies = False
-        request = self.request
-        method = request.method or "GET"
-        body: bytes | None = request.body
-        if not body and method not in ("POST", "PUT", "PATCH"):
-            body = None
-        elif method == "GET":
-            body = None  # libcurl cannot send one; no server may act on it (RFC 9110 9.3.1)
-        out_headers = upstream_headers(
+        headers = upstream_headers(
             request.headers,
             site,
             remote_ip=request.remote_ip or "",
             scheme=request.protocol,
             trusted_peer=context.is_trusted(request.remote_ip or ""),
-            prefix=f"{SITE_PREFIX}{site.name}" if via_prefix else None,
+            prefix=f"{SITE_PREFIX}{site.name}" if target.via_prefix else None,
             forward_cookies=forward_cookies,
         )
         # libcurl adds these when absent; an empty value tells it not to.
         for name in ("Accept", "User-Agent"):
-            if name not in out_headers:
-                out_headers[name] = ""
+            if name not in headers:
+                headers[name] = ""
+        # libcurl cannot send a GET with a body, and no server may act on one
+        # (RFC 9110 section 9.3.1): it is read and dropped.
+        upload = has_body and method != "GET"
         self._site = site
         self._up_status = 0
         self._up_reason = ""
@@ -145,17 +164,19 @@ class ProxyHandler(PageHandler):
         self._started = False
         self._rewriter: BodyRewriter | None = None
         self._buffer: list[bytes] | None = None
-        self._flush_each = False
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._flushing: Future | None = None
         self._failure: str | None = None
-        # Tornado's curl client may deliver the first body chunks before the header
-        # lines (it queues both, and flushes the body first when a transfer ends in the
-        # same read): keep them until the headers are in.
         self._early: list[bytes] | None = []
+        self._transfer = Transfer(context.client, self._on_chunk, upload, length)
+        self._headers_parser = OnHeaders(self._on_headers)
         upstream = HTTPRequest(
-            site.base_url + _ascii_target(target),
+            site.base_url + _ascii_target(target.path),
             method=method,
-            headers=out_headers,
-            body=body,
+            headers=headers,
+            # A body is streamed in by Transfer; b"" only tells Tornado there is one.
+            body=b"" if upload or method in ("POST", "PUT", "PATCH") else None,
             follow_redirects=False,
             decompress_response=False,
             allow_nonstandard_methods=True,
@@ -163,30 +184,35 @@ class ProxyHandler(PageHandler):
             request_timeout=0,  # no total limit: _prepare_curl sets an idle timeout
             validate_cert=site.validate_cert,
             ca_certs=site.ca_certs,
-            header_callback=OnHeaders(self._on_headers),
-            streaming_callback=self._on_chunk,
+            header_callback=self._headers_parser,
             prepare_curl_callback=self._prepare_curl,
         )
-        try:
-            await context.client.fetch(upstream, raise_error=False)
-        except HTTPClientError as exc:
-            self._on_failure(exc)
-            return
-        except Exception:
-            log.exception("%s: proxying %s %s failed", site.name, method, target)
-            self._on_failure(None)
-            return
-        self._finish_response()
+        self._fetch = context.client.fetch(upstream, raise_error=False)
+
+    def data_received(self, chunk: bytes) -> Future | None:
+        transfer = self._transfer
+        if transfer is None or self._finished:
+            return None  # already answered (413, 404, ...): the rest is read and dropped
+        self._received += len(chunk)
+        if self._received > self.context.options.max_body_size:
+            transfer.abort()
+            if not self._started:
+                self._refuse_body(self._received)
+            return None
+        return transfer.feed(chunk) if transfer.upload else None
 
     def _prepare_curl(self, curl: pycurl.Curl) -> None:
         # Tornado resets each pooled handle after use, so these apply per request.
         site = self._site
+        assert self._transfer is not None
+        self._transfer.attach(curl, self.request.method or "GET")
         # Send the path exactly as given: libcurl would otherwise squash "/../" and "/./".
         curl.setopt(pycurl.PATH_AS_IS, 1)
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.BUFFERSIZE, CURL_BUFFER_SIZE)
         # An idle timeout rather than a total one: a long download or event stream
         # that keeps delivering is fine; a backend silent for `timeout` seconds is not
-        # (libcurl: under 1 byte/s for LOW_SPEED_TIME seconds).
+        # (libcurl: under 1 byte/s for LOW_SPEED_TIME seconds; not counted while paused).
         curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
         curl.setopt(pycurl.LOW_SPEED_TIME, max(1, round(site.timeout)))
         if site.scheme == "https":
@@ -196,13 +222,37 @@ class ProxyHandler(PageHandler):
             if cafile:
                 curl.setopt(pycurl.CAINFO, cafile)
 
+    async def _relay(self) -> None:
+        """Completes the relay: from prepare() when there is no request body, else as
+        Tornado's handler method, once the body has been read."""
+        transfer, fetch, parser = self._transfer, self._fetch, self._headers_parser
+        if transfer is None or fetch is None or parser is None or self._finished:
+            return
+        transfer.end()
+        try:
+            await fetch
+        except HTTPClientError as exc:
+            self._on_failure(exc)
+            return
+        except Exception:
+            log.exception("%s: proxying %s failed", self._site.name, self.request.uri)
+            self._on_failure(None)
+            return
+        finally:
+            transfer.detach()
+        # The fetch may complete before the IOLoop has run the callbacks that carry its
+        # headers and last chunks: run them now, in order.
+        parser.deliver()
+        transfer.deliver()
+        self._finish_response()
+
     # --- the response, as libcurl delivers it -------------------------------------
 
     def _on_headers(self, code: int, reason: str, fields: Fields) -> None:
-        self._up_status = code
-        self._up_reason = reason
-        self._up_fields = fields
+        self._up_status, self._up_reason, self._up_fields = code, reason, fields
         self._started = True
+        if self._finished or self._client_gone:
+            return
         try:
             self._start_response()
         except ValueError as exc:  # a field Tornado refuses to send (control characters)
@@ -249,18 +299,16 @@ class ProxyHandler(PageHandler):
                 self._buffer = []
                 self._buffered = 0
                 return
-        if length is not None:
-            if length <= options.small_body_bytes:
-                self._buffer = []
-                return
-        self._flush_each = True
-        self.flush()
+        if length is not None and length <= options.small_body_bytes:
+            self._buffer = []
+            return
+        self._send_pending()  # headers now: an event stream's client is waiting for them
 
     def _on_chunk(self, chunk: bytes) -> None:
         if self._early is not None:
             self._early.append(chunk)
             return
-        if self._failure is not None or self._client_gone:
+        if self._failure is not None or self._client_gone or self._finished:
             return
         if self._buffer is not None:
             self._buffer.append(chunk)
@@ -269,9 +317,32 @@ class ProxyHandler(PageHandler):
                 if self._buffered > self.context.options.rewrite_max_bytes:
                     self._give_up_rewriting()
             return
-        self.write(chunk)
-        if self._flush_each:
-            self.flush()
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        if self._flushing is None:
+            self._send_pending()
+        elif self._pending_bytes >= DOWNLOAD_HIGH_WATER and self._transfer is not None:
+            self._transfer.hold()
+
+    def _send_pending(self) -> None:
+        """Write what is waiting; one flush at a time, so its completion says that the
+        client has taken everything so far."""
+        for chunk in self._pending:
+            self.write(chunk)
+        self._pending.clear()
+        self._pending_bytes = 0
+        flushing = self.flush()
+        self._flushing = flushing
+        flushing.add_done_callback(self._flushed)
+
+    def _flushed(self, flushing: Future) -> None:
+        self._flushing = None
+        if flushing.exception() is not None:
+            return  # the client has gone: on_connection_close ends the transfer
+        if self._pending and not self._finished:
+            self._send_pending()
+        if self._transfer is not None:
+            self._transfer.release()
 
     def _log_too_large(self) -> None:
         log.warning(
@@ -285,14 +356,11 @@ class ProxyHandler(PageHandler):
         """A body without Content-Length grew past the rewrite cap: send what we have
         unchanged and stream the rest."""
         self._log_too_large()
-        pending, self._buffer, self._rewriter = self._buffer or [], None, None
-        self._flush_each = True
-        for part in pending:
-            self.write(part)
-        self.flush()
+        self._pending, self._buffer, self._rewriter = self._buffer or [], None, None
+        self._send_pending()
 
     def _finish_response(self) -> None:
-        if self._client_gone:
+        if self._client_gone or self._finished:
             self._abandon()
             return
         if self._failure is not None or not self._started:
@@ -306,6 +374,9 @@ class ProxyHandler(PageHandler):
                 self.flush()  # headers only; Tornado must not add a Content-Length
             else:
                 self.write(body)
+        for chunk in self._pending:
+            self.write(chunk)
+        self._pending.clear()
         self.finish()
 
     def _rewritten(self, body: bytes) -> bytes:
@@ -313,9 +384,7 @@ class ProxyHandler(PageHandler):
         try:
             new = self._rewriter.rewrite(body, self.context.options.rewrite_max_bytes)
         except Exception:
-            log.exception(
-                "%s: rewriting %s failed; sent unchanged", self._site.name, self.request.uri
-            )
+            log.exception("%s: rewriting %s failed; sent as is", self._site.name, self.request.uri)
             return body
         if new is None:
             return body  # unchanged: the backend's length and validators still hold
@@ -328,7 +397,7 @@ class ProxyHandler(PageHandler):
 
     def _on_failure(self, exc: HTTPClientError | None) -> None:
         site = self._site
-        if self._client_gone:
+        if self._client_gone or self._finished:
             self._abandon()
             return
         if self._started and self._headers_written:
@@ -353,6 +422,8 @@ class ProxyHandler(PageHandler):
 
     def _abandon(self) -> None:
         """Close the client connection and end the handler without sending more."""
+        if self._finished:
+            return
         connection = self.request.connection
         if connection is not None:
             connection.close()  # type: ignore[attr-defined]
@@ -360,3 +431,8 @@ class ProxyHandler(PageHandler):
             self.finish()
         except Exception:  # the connection is gone; nothing left to tell anyone
             log.debug("finishing an abandoned response", exc_info=True)
+
+
+# Tornado calls the handler method named after the request method, once the body is in.
+for _method in METHODS:
+    setattr(ProxyHandler, _method.lower(), ProxyHandler._relay)

@@ -25,9 +25,13 @@ HeadersCallback = Callable[[int, str, Fields], None]
 class OnHeaders:
     """A ``header_callback`` for RelayClient: ``callback(code, reason, fields)`` runs
     once per response, on the IOLoop, with the final (non-1xx) header block as
-    (name, value) pairs in the order received."""
+    (name, value) pairs in the order received.
 
-    __slots__ = ("callback", "code", "fields", "io_loop", "reason")
+    The call is scheduled when the block is complete; ``deliver()`` makes it at once
+    (if it has not happened yet), for code that must not wait for the IOLoop, such as
+    the completion of the fetch, which may be seen first."""
+
+    __slots__ = ("callback", "code", "complete", "delivered", "fields", "io_loop", "reason")
 
     def __init__(self, callback: HeadersCallback) -> None:
         self.callback = callback
@@ -35,6 +39,8 @@ class OnHeaders:
         self.reason = ""
         self.fields: Fields = []
         self.io_loop: IOLoop | None = None
+        self.complete = False
+        self.delivered = False
 
     def line(self, raw: bytes) -> None:
         """libcurl's HEADERFUNCTION. It runs inside libcurl: it only parses, and never
@@ -46,7 +52,8 @@ class OnHeaders:
             self.fields = []
         elif raw == b"\r\n" or raw == b"\n":
             if self.code >= 200 and self.io_loop is not None:
-                self.io_loop.add_callback(self.callback, self.code, self.reason, self.fields)
+                self.complete = True
+                self.io_loop.add_callback(self.deliver)
         elif raw[:1] in (b" ", b"\t"):
             if self.fields:  # obsolete line folding (RFC 9112 section 5.2): unfold
                 name, value = self.fields[-1]
@@ -55,6 +62,11 @@ class OnHeaders:
             name, sep, value = raw.decode("latin-1").partition(":")
             if sep:
                 self.fields.append((name.strip(), value.strip()))
+
+    def deliver(self) -> None:
+        if self.complete and not self.delivered:
+            self.delivered = True
+            self.callback(self.code, self.reason, self.fields)
 
 
 class RelayClient(CurlAsyncHTTPClient):

@@ -1,0 +1,53 @@
+"""What every proxied request does first: find its site, or answer for it."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from tornado.web import RequestHandler
+
+from handlers.context import ProxyContext
+from handlers.headers import cookie_value
+from handlers.pages import site_list_html
+from handlers.sites import SITE_PREFIX, Site
+
+
+class Target(NamedTuple):
+    site: Site
+    path: str  # path and query to request from the backend
+    via_prefix: bool
+    cookie_site: str | None  # what the .site cookie said
+
+
+def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | None:
+    """The site and path a request names; None when the handler has already answered
+    (400 for a forward-proxy request, 404 for an unknown site, the site list, or the
+    redirect that adds the slash after /.site.<name>)."""
+    request = handler.request
+    uri = request.uri or ""
+    if not uri.startswith("/"):
+        # Absolute-form ("GET http://host/ HTTP/1.1") or asterisk-form targets are
+        # requests for a forward proxy; this one reaches only its own sites.
+        detail = "This proxy serves only paths that start with '/'."
+        handler.send_error_page(400, "Bad Request", detail)  # type: ignore[attr-defined]
+        return None
+    cookie_site = cookie_value(request.headers.get("Cookie"))
+    resolution = context.resolve(uri, cookie_site)
+    site = resolution.site
+    if site is None:
+        if not resolution.via_prefix and cookie_site is None and request.path == "/":
+            handler.set_header("Cache-Control", "no-store")
+            handler.finish(site_list_html(context.table, None))
+            return None
+        detail = (
+            f"No site named {resolution.name!r} is configured on this proxy."
+            if resolution.name
+            else "Choose a site to open."
+        )
+        handler.send_error_page(404, "Unknown site", detail)  # type: ignore[attr-defined]
+        return None
+    if resolution.via_prefix and not uri.startswith(f"{SITE_PREFIX}{site.name}/"):
+        # "/.site.name" or "/.site.name?x": the page's relative links need the slash.
+        handler.redirect(f"{SITE_PREFIX}{site.name}{resolution.rest}")
+        return None
+    return Target(site, resolution.rest, resolution.via_prefix, cookie_site)
