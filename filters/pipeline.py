@@ -43,6 +43,8 @@ def kind_of(mtype: str) -> str | None:
     which pass byte for byte."""
     if mtype in ("text/html", "application/xhtml+xml"):
         return "html"
+    if mtype == "text/event-stream":
+        return None  # endless by design: each event must go out as it comes
     if mtype == "text/css":
         return "css"
     top, _, sub = mtype.partition("/")

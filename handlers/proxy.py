@@ -95,7 +95,7 @@ class ProxyHandler(PageHandler):
 
     # --- the request ----------------------------------------------------------------
 
-    async def prepare(self) -> None:
+    def prepare(self) -> None:
         target = resolve_target(self, self.context)
         if target is None:
             return
@@ -105,15 +105,16 @@ class ProxyHandler(PageHandler):
         if length is not None and length > options.max_body_size:
             self._refuse_body(length)
             return
-        # One byte more than we accept: past that Tornado stops reading by itself.
-        request.connection.set_max_body_size(options.max_body_size + 1)  # type: ignore[union-attr]
+        # Tornado's own limit, above ours: data_received sees a body cross our limit and
+        # answers 413 (Tornado would answer 400); past this one, Tornado stops reading.
+        limit = options.max_body_size
+        request.connection.set_max_body_size(limit + max(limit, 16 << 20))  # type: ignore[union-attr]
         self._received = 0
         has_body = bool(length) or "Transfer-Encoding" in request.headers
+        # Started now, so that the body streams upstream as it is read; completed by
+        # _relay, which Tornado calls once the body is in. (Awaiting the relay here
+        # would also keep Tornado from noticing that the client has gone.)
         self._start_transfer(target, has_body, length)
-        if not has_body:
-            # Nothing to read first: relay at once. (With a body, Tornado reads it only
-            # after prepare() returns, and _relay runs when it has.)
-            await self._relay()
 
     def _refuse_body(self, length: int) -> None:
         limit = self.context.options.max_body_size
@@ -223,8 +224,7 @@ class ProxyHandler(PageHandler):
                 curl.setopt(pycurl.CAINFO, cafile)
 
     async def _relay(self) -> None:
-        """Completes the relay: from prepare() when there is no request body, else as
-        Tornado's handler method, once the body has been read."""
+        """Completes the relay; Tornado's handler method for every request method."""
         transfer, fetch, parser = self._transfer, self._fetch, self._headers_parser
         if transfer is None or fetch is None or parser is None or self._finished:
             return

@@ -211,3 +211,79 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_proxy_process(config_text: str, tmp_path: Any, timeout: float = 15) -> tuple[Any, int]:
+    """proxy.py as users run it, in its own process (so that its memory can be
+    measured), serving the settings in ``config_text``. Returns (Popen, port)."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    path = tmp_path / "settings_under_test.py"
+    path.write_text(config_text)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            os.path.join(ROOT, "proxy.py"),
+            f"--port={port}",
+            "--address=127.0.0.1",
+            f"--config={path}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"proxy exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/.proxy/health", timeout=1)
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("proxy did not start")
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's resident memory every 50 ms until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.samples: list[float] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.samples.append(rss_mib(self.pid))
+            except OSError:
+                return
+            self._halt.wait(0.05)
+
+    def __enter__(self) -> "RssSampler":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._halt.set()
+        self.join(2)
+
+    @property
+    def peak(self) -> float:
+        return max(self.samples, default=0.0)
