@@ -276,7 +276,7 @@ class RssSampler(threading.Thread):
                 return
             self._halt.wait(0.05)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self.start()
         return self
 
