@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tornado.routing import Rule
 from tornado.web import Application
 
 from handlers.context import Options, ProxyContext
@@ -9,6 +10,7 @@ from handlers.pages import HealthHandler, SiteListHandler
 from handlers.proxy import ProxyHandler
 from handlers.sites import BackendSite, ConfigError, SiteTable, build_site_table
 from handlers.upstream import make_client
+from handlers.websocket import WebSocketRelay, WebSocketUpgrade
 
 __all__ = ["BackendSite", "ConfigError", "Options", "ProxyContext", "SiteTable", "make_app"]
 
@@ -20,6 +22,7 @@ def make_app(table: SiteTable, options: Options, **settings: object) -> Applicat
     args = {"context": context}
     return Application(
         [
+            Rule(WebSocketUpgrade(), WebSocketRelay, args),
             (r"/\.proxy/?", SiteListHandler, args),
             (r"/\.proxy/health", HealthHandler, args),
             (r".*", ProxyHandler, args),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from tornado.web import RequestHandler
 
@@ -49,28 +50,29 @@ def error_html(status: int, title: str, detail: str) -> str:
     )
 
 
-class PageHandler(RequestHandler):
-    """Base for the proxy's own pages: error pages in the house style, no traceback."""
+class PageMixin:
+    """Error pages in the house style, no traceback: for every handler of the proxy."""
 
     def initialize(self, context: ProxyContext) -> None:
         self.context = context
 
-    def write_error(self, status_code: int, **kwargs: object) -> None:
+    def write_error(self: Any, status_code: int, **kwargs: object) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
         reason = self._reason or "Error"
         self.finish(error_html(status_code, reason, "The proxy could not answer this request."))
 
-    def send_error_page(self, status: int, title: str, detail: str) -> None:
+    def send_error_page(self: Any, status: int, title: str, detail: str) -> None:
         self.clear()
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
-        if self.request.method == "HEAD":
-            self.flush()
-            self.finish()
-        else:
-            self.finish(error_html(status, title, detail))
+        # Tornado leaves the body out of a HEAD answer and gives the true length.
+        self.finish(error_html(status, title, detail))
+
+
+class PageHandler(PageMixin, RequestHandler):
+    pass
 
 
 class SiteListHandler(PageHandler):

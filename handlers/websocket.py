@@ -1,0 +1,149 @@
+"""WebSocket relay: the same sites, the same resolution, frames passed both ways.
+
+The backend's handshake completes before the client's, so that the subprotocol the
+backend chose is the one the client is told, and a backend that refuses the
+connection gives the client a clear HTTP error instead of a socket that opens and dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.httputil import HTTPServerRequest
+from tornado.routing import Matcher
+from tornado.websocket import (
+    WebSocketClientConnection,
+    WebSocketClosedError,
+    WebSocketHandler,
+    websocket_connect,
+)
+
+from handlers.headers import upstream_headers
+from handlers.pages import PageMixin
+from handlers.request import resolve_target
+from handlers.sites import SITE_PREFIX
+
+log = logging.getLogger(__name__)
+
+# Handshake fields the backend handshake makes for itself.
+_HANDSHAKE_FIELDS = frozenset(
+    {
+        "Sec-Websocket-Key",
+        "Sec-Websocket-Version",
+        "Sec-Websocket-Extensions",
+        "Sec-Websocket-Protocol",
+        "Sec-Websocket-Accept",
+        "Origin",
+    }
+)
+# Frames up to this size pass (Tornado's default is 10 MiB).
+MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+
+
+class WebSocketUpgrade(Matcher):
+    """Routes requests that ask for a WebSocket to the relay, whatever their path."""
+
+    def match(self, request: HTTPServerRequest) -> dict | None:
+        return {} if request.headers.get("Upgrade", "").lower() == "websocket" else None
+
+
+class WebSocketRelay(PageMixin, WebSocketHandler):
+    backend: WebSocketClientConnection | None = None
+    _subprotocol: str | None = None
+
+    async def get(self, *args: str, **kwargs: str) -> None:
+        target = resolve_target(self, self.context)
+        if target is None:
+            return
+        site, request = target.site, self.request
+        headers = upstream_headers(
+            request.headers,
+            site,
+            remote_ip=request.remote_ip or "",
+            scheme=request.protocol,
+            trusted_peer=self.context.is_trusted(request.remote_ip or ""),
+            prefix=f"{SITE_PREFIX}{site.name}" if target.via_prefix else None,
+        )
+        for name in _HANDSHAKE_FIELDS:
+            headers.pop(name, None)
+        if "Origin" in request.headers:
+            # The page's origin is the proxy's; a backend that checks Origin expects its own.
+            headers["Origin"] = site.base_url
+        protocols = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+        offered = [p.strip() for p in protocols if p.strip()]
+        scheme = "wss" if site.scheme == "https" else "ws"
+        upstream = HTTPRequest(
+            f"{scheme}://{site.host_header}{target.path}",
+            headers=headers,
+            connect_timeout=site.connect_timeout,
+            request_timeout=site.timeout,
+            validate_cert=site.validate_cert,
+            ca_certs=site.ca_certs,
+        )
+        try:
+            self.backend = await websocket_connect(
+                upstream, subprotocols=offered or None, max_message_size=MAX_MESSAGE_SIZE
+            )
+        except HTTPClientError as exc:
+            status = exc.code if 400 <= exc.code < 599 else 502
+            log.warning("%s: WebSocket to %s refused: %s", site.name, target.path, exc)
+            detail = f"The site {site.name!r} refused the WebSocket ({exc.code})."
+            self.send_error_page(status, "WebSocket refused", detail)
+            return
+        except Exception as exc:
+            log.warning("%s: WebSocket to %s failed: %s", site.name, target.path, exc)
+            detail = f"The proxy could not open a WebSocket to the site {site.name!r}."
+            self.send_error_page(502, "Site unreachable", detail)
+            return
+        self._subprotocol = self.backend.selected_subprotocol
+        self._site_name = site.name
+        await super().get(*args, **kwargs)
+        if self.ws_connection is None:  # the client's handshake failed
+            self.backend.close()
+
+    def get_compression_options(self) -> None:
+        return None
+
+    @property
+    def max_message_size(self) -> int:  # type: ignore[override]
+        return MAX_MESSAGE_SIZE
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return self._subprotocol if self._subprotocol in subprotocols else None
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        # Frames from the backend are read by a task of their own (kept referenced).
+        self._pump = asyncio.ensure_future(self._from_backend())
+
+    async def _from_backend(self) -> None:
+        backend = self.backend
+        assert backend is not None
+        while True:
+            message = await backend.read_message()
+            if message is None:
+                # The backend closed (or failed): the client learns its code and reason.
+                self.close(backend.close_code, backend.close_reason)
+                return
+            try:
+                # Awaited: a slow client slows the reading from the backend.
+                await self.write_message(message, binary=isinstance(message, bytes))
+            except WebSocketClosedError:
+                backend.close()
+                return
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self.backend is not None:
+            try:
+                await self.backend.write_message(message, binary=isinstance(message, bytes))
+            except WebSocketClosedError:
+                self.close(1011, "backend connection lost")
+
+    def on_ping(self, data: bytes) -> None:
+        if self.backend is not None:
+            self.backend.ping(data)
+
+    def on_close(self) -> None:
+        if self.backend is not None:
+            self.backend.close(self.close_code, self.close_reason)
