@@ -59,6 +59,7 @@ class Nginx:
             need("/usr/sbin/nginx") if os.path.exists("/usr/sbin/nginx") else need("nginx")
         )
         self.dir = tempfile.mkdtemp(prefix="bench-nginx-")
+        os.chmod(self.dir, 0o755)  # workers run unprivileged and need its temp folders
         self.static_port = free_port()
         self.proxy_port = free_port()
         upstream = proxy_to or f"http://127.0.0.1:{self.static_port}"
