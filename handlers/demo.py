@@ -1,20 +1,26 @@
-"""Two small demo sites on loopback, for ``python proxy.py --demo``.
+"""Two demo sites on loopback, for ``python proxy.py --demo``.
 
 They behave like the intranet sites users put behind the proxy: their pages name their
-own absolute address (which a browser outside could not reach), link to each other,
-redirect, and take a form. The site table that goes with them rewrites those
-addresses, so everything works through the proxy.
+own absolute address (which a browser outside could not reach) in links, images,
+stylesheets and scripts, use protocol-relative and root-relative links, keep a login in
+a session cookie, redirect, serve a page in GBK, echo over a WebSocket and stream a
+clock as server-sent events. The proxy needs no rules for any of it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import secrets
 import struct
+import time
 import zlib
 from html import escape
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
+from tornado.websocket import WebSocketHandler
 
 from handlers.sites import BackendSite
 
@@ -35,73 +41,200 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     )
 
 
-class _DemoPage(RequestHandler):
-    def initialize(self, title: str, own: str, other: str, colour: tuple[int, int, int]) -> None:
-        self.title, self.own, self.other, self.colour = title, own, other, colour
+class _Site:
+    """One demo site's identity and state."""
 
-    def page(self, heading: str, body: str) -> None:
+    def __init__(self, name: str, title: str, colour: tuple[int, int, int]) -> None:
+        self.name, self.title, self.colour = name, title, colour
+        self.own = ""  # http://127.0.0.1:PORT, once bound
+        self.other = ""
+        self.sessions: dict[str, str] = {}
+
+
+class _Page(RequestHandler):
+    def initialize(self, site: _Site) -> None:
+        self.site = site
+
+    def user(self) -> str | None:
+        return self.site.sessions.get(self.get_cookie("demo_session", "") or "")
+
+    def page(self, heading: str, body: str, script: str = "") -> None:
+        s = self.site
+        user = self.user()
+        who = f"Signed in as <b id=user>{escape(user)}</b>" if user else "Not signed in"
         self.finish(
-            f"<!doctype html><html><head><meta charset=utf-8><title>{escape(self.title)}</title>"
-            f'<link rel="stylesheet" href="{self.own}/style.css"></head><body>'
-            f"<h1>{escape(heading)}</h1>{body}"
-            f'<p><a href="{self.own}/">home</a> · <a href="{self.own}/about">about</a> · '
-            f'<a href="{self.own}/old-page">an old link (redirects)</a> · '
-            f'<a href="{self.other}/">the other site</a></p></body></html>'
+            "<!doctype html><html><head><meta charset=utf-8>"
+            f"<title>{escape(s.title)}: {escape(heading)}</title>"
+            f'<link rel="stylesheet" href="{s.own}/static/site.css"></head><body>'
+            f'<header><img class=logo alt="logo" width=32 height=32 src="{s.own}/static/logo.png">'
+            f"<span class=brand>{escape(s.title)}</span><span class=who>{who}</span></header>"
+            "<nav>"
+            f'<a href="{s.own}/">Home</a> <a href="/about">About</a> '
+            f'<a href="//{s.own.split("//")[1]}/account">Account</a> '
+            f'<a href="{s.own}/live">Live</a> <a href="{s.own}/gbk">GBK page</a> '
+            f'<a href="{s.own}/old-page">Old link</a> '
+            f'<a id=other href="{s.other}/">The other site</a></nav>'
+            f"<main><h1>{escape(heading)}</h1>{body}</main>{script}</body></html>"
         )
 
 
-class IndexPage(_DemoPage):
+class Index(_Page):
+    def get(self) -> None:
+        s = self.site
+        self.page(
+            s.title,
+            f"<p>This page lives at <code>{s.own}/</code>. Its links, images, stylesheet "
+            "and script name that address; through the proxy they all work.</p>"
+            f'<p><img id=photo alt="photo" width=120 height=80 src="{s.own}/static/photo.png">'
+            f' <img id=relative alt="root-relative" width=80 height=80 src="/static/logo.png"></p>'
+            "<p>Server time, fetched by a script from the absolute backend URL: "
+            "<b id=time>…</b></p><div class=banner>A background image from CSS url()</div>",
+            f'<script src="{s.own}/static/app.js"></script>',
+        )
+
+
+class About(_Page):
+    def get(self) -> None:
+        s = self.site
+        self.page("About", f"<p id=about>Served by {escape(s.title)} at {s.own}.</p>")
+
+
+class Login(_Page):
     def get(self) -> None:
         self.page(
-            self.title,
-            f"<p>This page lives at <code>{self.own}/</code>. Its links and images use that "
-            f"absolute address; the proxy rewrites them.</p>"
-            f'<p><img alt="logo" width=64 height=64 src="{self.own}/logo.png"></p>'
-            f'<form method="post" action="{self.own}/echo"><input name="message" value="hello">'
-            f"<button>Send</button></form>",
+            "Sign in",
+            f'<form id=login method=post action="{self.site.own}/login">'
+            '<label>Name <input name=user value="alice"></label> '
+            "<button type=submit>Sign in</button></form>",
         )
 
-
-class AboutPage(_DemoPage):
-    def get(self) -> None:
-        self.page("About", f"<p>Served by the demo site at {self.own}.</p>")
-
-
-class EchoPage(_DemoPage):
     def post(self) -> None:
-        message = self.get_body_argument("message", "")
-        self.page("Form received", f"<p>You sent: <strong>{escape(message)}</strong></p>")
+        token = secrets.token_hex(8)
+        self.site.sessions[token] = self.get_body_argument("user", "guest")
+        self.set_cookie("demo_session", token, httponly=True, path="/")
+        self.redirect(f"{self.site.own}/account")
 
 
-class OldPage(_DemoPage):
+class Account(_Page):
     def get(self) -> None:
-        self.redirect(f"{self.own}/about")
+        user = self.user()
+        if user is None:
+            self.redirect(f"{self.site.own}/login")
+            return
+        self.page("Account", f"<p id=account>Welcome back, {escape(user)}.</p>")
 
 
-class Logo(_DemoPage):
+class OldPage(_Page):
     def get(self) -> None:
-        self.set_header("Content-Type", "image/png")
-        self.finish(png(64, 64, self.colour))
+        self.redirect(f"{self.site.own}/about")
 
 
-class Style(_DemoPage):
+class Gbk(_Page):
     def get(self) -> None:
-        self.set_header("Content-Type", "text/css")
-        self.finish(
-            "body{font-family:sans-serif;max-width:40rem;margin:2rem auto}h1{color:#1f5fbf}"
+        self.set_header("Content-Type", "text/html; charset=GBK")
+        html = (
+            "<!doctype html><html><head><title>中文页面</title></head><body>"
+            f"<h1 id=gbk>你好，世界</h1><p>这个页面用 GBK 编码。</p>"
+            f'<p><a id=home href="{self.site.own}/">返回首页</a></p></body></html>'
+        )
+        self.finish(html.encode("gbk"))
+
+
+class Live(_Page):
+    def get(self) -> None:
+        self.page(
+            "Live",
+            "<p>WebSocket echo: <b id=echo>…</b></p><p>Server clock (SSE): <b id=clock>…</b></p>",
+            f'<script src="{self.site.own}/static/live.js"></script>',
         )
 
 
-def _demo_app(title: str, own: str, other: str, colour: tuple[int, int, int]) -> Application:
-    args = {"title": title, "own": own, "other": other, "colour": colour}
+class Api(_Page):
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"site": self.site.name, "time": time.strftime("%H:%M:%S")}))
+
+
+class Clock(_Page):
+    async def get(self) -> None:
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        try:
+            for _ in range(600):
+                self.write(f"data: {time.strftime('%H:%M:%S')} {time.monotonic():.1f}\n\n")
+                await self.flush()
+                await asyncio.sleep(1)
+        except Exception:  # the client went away
+            return
+        self.finish()
+
+
+class Echo(WebSocketHandler):
+    def on_message(self, message: str | bytes) -> None:
+        self.write_message(f"echo: {message}" if isinstance(message, str) else message)
+
+
+class Static(_Page):
+    def get(self, name: str) -> None:
+        s = self.site
+        if name == "logo.png":
+            self.set_header("Content-Type", "image/png")
+            self.finish(png(32, 32, (255, 196, 0)))
+        elif name == "photo.png":
+            self.set_header("Content-Type", "image/png")
+            self.finish(png(120, 80, (240, 200, 80)))
+        elif name == "banner.png":
+            self.set_header("Content-Type", "image/png")
+            self.finish(png(8, 8, (220, 235, 250)))
+        elif name == "site.css":
+            self.set_header("Content-Type", "text/css")
+            r, g, b = s.colour
+            self.finish(
+                "body{font-family:system-ui,sans-serif;margin:0;color:#222}"
+                f"header{{display:flex;gap:.75rem;align-items:center;padding:.75rem 1rem;"
+                f"background:rgb({r},{g},{b});color:#fff}}"
+                ".brand{font-weight:700}.who{margin-left:auto}"
+                "nav{padding:.5rem 1rem;border-bottom:1px solid #ddd}nav a{margin-right:.75rem}"
+                f"main{{padding:1rem}}h1{{color:rgb({r},{g},{b})}}"
+                f".banner{{padding:1rem;background:url({s.own}/static/banner.png)}}"
+            )
+        elif name == "app.js":
+            self.set_header("Content-Type", "application/javascript")
+            self.finish(
+                f'fetch("{s.own}/api/time").then(r => r.json())'
+                '.then(d => { document.getElementById("time").textContent = d.time; })'
+                '.catch(e => { document.getElementById("time").textContent = "failed: " + e; });'
+            )
+        elif name == "live.js":
+            self.set_header("Content-Type", "application/javascript")
+            self.finish(
+                # Relative to the page, so the prefix of /.site.<name>/live is kept.
+                'const url = new URL("ws", location.href).href.replace(/^http/, "ws");'
+                "const ws = new WebSocket(url);"
+                'ws.onopen = () => ws.send("hello");'
+                'ws.onmessage = e => { document.getElementById("echo").textContent = e.data; };'
+                'const clock = new EventSource("clock");'
+                'clock.onmessage = e => { document.getElementById("clock").textContent = e.data; };'
+            )
+        else:
+            self.send_error(404)
+
+
+def _demo_app(site: _Site) -> Application:
+    args = {"site": site}
     return Application(
         [
-            (r"/", IndexPage, args),
-            (r"/about", AboutPage, args),
-            (r"/echo", EchoPage, args),
+            (r"/", Index, args),
+            (r"/about", About, args),
+            (r"/login", Login, args),
+            (r"/account", Account, args),
             (r"/old-page", OldPage, args),
-            (r"/logo.png", Logo, args),
-            (r"/style.css", Style, args),
+            (r"/gbk", Gbk, args),
+            (r"/live", Live, args),
+            (r"/api/time", Api, args),
+            (r"/clock", Clock, args),
+            (r"/ws", Echo),
+            (r"/static/(.*)", Static, args),
         ]
     )
 
@@ -109,16 +242,19 @@ def _demo_app(title: str, own: str, other: str, colour: tuple[int, int, int]) ->
 def start_demo_sites() -> tuple[dict[str, BackendSite], list[HTTPServer]]:
     """Start both demo sites on free loopback ports (on the running IOLoop) and return
     the site table that puts them behind the proxy."""
-    sockets = [bind_sockets(0, "127.0.0.1")[0] for _ in range(2)]
-    urls = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in sockets]
-    names = ["demo", "demo2"]
-    servers, sites = [], {}
-    for i, (name, url, sock) in enumerate(zip(names, urls, sockets, strict=False)):
-        title = "Demo site one" if i == 0 else "Demo site two"
-        colour = (31, 95, 191) if i == 0 else (46, 160, 67)
-        server = HTTPServer(_demo_app(title, url, urls[1 - i], colour))
+    sites = [
+        _Site("demo", "Demo intranet", (31, 95, 191)),
+        _Site("wiki", "Demo wiki", (46, 140, 67)),
+    ]
+    sockets = [bind_sockets(0, "127.0.0.1")[0] for _ in sites]
+    for site, sock in zip(sites, sockets, strict=True):
+        site.own = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sites[0].other, sites[1].other = sites[1].own, sites[0].own
+    servers, table = [], {}
+    for site, sock in zip(sites, sockets, strict=True):
+        server = HTTPServer(_demo_app(site))
         server.add_sockets([sock])
         servers.append(server)
-        # No rules needed: absolute links to either site are rewritten automatically.
-        sites[name] = BackendSite(name, url, url.split("//", 1)[1], [])
-    return sites, servers
+        # No rules needed: links to either site are rewritten automatically.
+        table[site.name] = BackendSite(site.name, site.own, site.own.split("//", 1)[1], [])
+    return table, servers

@@ -6,6 +6,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from tornado.httpclient import HTTPRequest
 from tornado.web import RequestHandler
 
 from handlers.context import ProxyContext
@@ -25,20 +26,44 @@ def render_page(title: str, body_html: str) -> str:
     )
 
 
+# Fills in each site's health from /.proxy/status/<name> after the page has shown.
+_HEALTH_SCRIPT = """
+document.querySelectorAll("[data-site]").forEach(function (row) {
+  var badge = row.querySelector(".health");
+  fetch("/.proxy/status/" + encodeURIComponent(row.dataset.site), {cache: "no-store"})
+    .then(function (r) { return r.json(); })
+    .then(function (s) {
+      badge.textContent = s.up ? "up" : "down";
+      badge.title = s.detail;
+      badge.className = "health " + (s.up ? "up" : "down");
+    })
+    .catch(function () { badge.textContent = "unknown"; });
+});
+"""
+
+
 def site_list_html(table: SiteTable, current: str | None) -> str:
     items = []
     for site in table:
+        name = escape(site.name)
         mark = '<span class="current">current</span>' if site.name == current else ""
         items.append(
-            f'<li><span><a class="name" href="{SITE_PREFIX}{escape(site.name)}/">'
-            f"{escape(site.name)}</a>{mark}<br><span class=url>{escape(site.base_url)}</span>"
-            f'</span><a href="{SITE_PREFIX}{escape(site.name)}/">open &rarr;</a></li>'
+            f'<li data-site="{name}"><span><a class="name" href="{SITE_PREFIX}{name}/">'
+            f"{name}</a>{mark}<br><span class=url>{escape(site.base_url)}</span></span>"
+            f'<span><span class="health">checking</span> '
+            f'<a class="open" href="{SITE_PREFIX}{name}/">open &rarr;</a></span></li>'
         )
+    chosen = (
+        f"Your browser is on <b>{escape(current)}</b>: links without a prefix go there."
+        if current in table.by_name
+        else "Open a site to browse it through the proxy."
+    )
     return render_page(
         "web_proxy: sites",
         "<h1>Sites behind this proxy</h1>"
-        "<p class=sub>Open a site to browse it through the proxy.</p>"
-        f'<ul class="sites">{"".join(items)}</ul>',
+        f"<p class=sub>{chosen}</p>"
+        f'<ul class="sites">{"".join(items)}</ul>'
+        f"<script>{_HEALTH_SCRIPT}</script>",
     )
 
 
@@ -91,3 +116,30 @@ class HealthHandler(PageHandler):
         self.finish("ok\n")
 
     head = get
+
+
+class SiteStatusHandler(PageHandler):
+    """``/.proxy/status/<name>``: can the proxy reach this site now? A HEAD request to
+    the site's root with short timeouts; any HTTP answer counts as up."""
+
+    async def get(self, name: str) -> None:
+        site = self.context.table.get(name)
+        self.set_header("Cache-Control", "no-store")
+        if site is None:
+            self.send_error_page(404, "Unknown site", f"No site named {name!r} is configured.")
+            return
+        request = HTTPRequest(
+            site.base_url + "/",
+            method="HEAD",
+            connect_timeout=min(site.connect_timeout, 2.0),
+            request_timeout=min(site.timeout, 3.0),
+            follow_redirects=False,
+            validate_cert=site.validate_cert,
+            ca_certs=site.ca_certs,
+        )
+        try:
+            response = await self.context.client.fetch(request, raise_error=False)
+            up, detail = True, f"answered {response.code}"
+        except Exception as exc:
+            up, detail = False, str(exc)
+        self.finish({"site": site.name, "up": up, "detail": detail})

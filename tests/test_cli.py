@@ -165,20 +165,21 @@ def test_demo_shows_the_whole_mechanism():
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
         with opener.open(f"{base}/.site.demo/") as resp:
             page = resp.read().decode()
-        assert 'src="/.site.demo/logo.png"' in page
-        assert 'href="/.site.demo2/"' in page
-        assert "http://127.0.0.1:" not in page
+        assert 'src="/.site.demo/static/logo.png"' in page
+        assert 'href="/.site.wiki/"' in page
+        assert "http://127.0.0.1:" not in page and "//127.0.0.1:" not in page
         # The cookie now carries the site: an unprefixed path reaches it.
-        with opener.open(f"{base}/logo.png") as resp:
+        with opener.open(f"{base}/static/logo.png") as resp:
             assert resp.headers["Content-Type"] == "image/png"
             assert resp.read().startswith(b"\x89PNG")
         # The redirect lands on the proxied address.
         with opener.open(f"{base}/.site.demo/old-page") as resp:
             assert resp.geturl() == f"{base}/.site.demo/about"
-        # The form posts through the proxy.
-        with opener.open(f"{base}/.site.demo/echo", data=b"message=ping") as resp:
-            assert "You sent: <strong>ping</strong>" in resp.read().decode()
+        # The login form posts through the proxy and the session holds.
+        with opener.open(f"{base}/.site.demo/login", data=b"user=ping") as resp:
+            assert resp.geturl() == f"{base}/.site.demo/account"
+            assert "Welcome back, ping." in resp.read().decode()
     finally:
-        code, out, _err = stop(proc)
+        code, out, err = stop(proc)
     assert f"{base}/.site.demo/" in out
     assert code == 0
