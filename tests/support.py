@@ -216,32 +216,28 @@ def free_port() -> int:
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_proxy_process(config_text: str, tmp_path: Any, timeout: float = 15) -> tuple[Any, int]:
-    """proxy.py as users run it, in its own process (so that its memory can be
-    measured), serving the settings in ``config_text``. Returns (Popen, port)."""
+def spawn_proxy(args: list[str], timeout: float = 15, log: Any = None) -> tuple[Any, int]:
+    """Start proxy.py (with ``args`` after --port and --address) in a process of its
+    own; return (Popen, port) once it serves, or as soon as it has exited. Its output
+    goes to pipes, or to the open file ``log`` (for long runs: a pipe nobody reads
+    would fill up and stall the proxy)."""
     import subprocess
     import sys
     import urllib.request
 
-    path = tmp_path / "settings_under_test.py"
-    path.write_text(config_text)
     port = free_port()
+    command = [sys.executable, os.path.join(ROOT, "proxy.py"), f"--port={port}"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(ROOT, "proxy.py"),
-            f"--port={port}",
-            "--address=127.0.0.1",
-            f"--config={path}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [*command, "--address=127.0.0.1", *args],
+        cwd="/",
+        stdout=log or subprocess.PIPE,
+        stderr=log or subprocess.PIPE,
         text=True,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"proxy exited: {proc.stderr.read() if proc.stderr else ''}")
+            return proc, port
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/.proxy/health", timeout=1)
             return proc, port
@@ -249,6 +245,18 @@ def run_proxy_process(config_text: str, tmp_path: Any, timeout: float = 15) -> t
             time.sleep(0.1)
     proc.kill()
     raise AssertionError("proxy did not start")
+
+
+def run_proxy_process(config_text: str, tmp_path: Any) -> tuple[Any, int]:
+    """proxy.py as users run it, in its own process (so that its memory can be
+    measured), serving the settings in ``config_text``. Returns (Popen, port)."""
+    path = tmp_path / "settings_under_test.py"
+    path.write_text(config_text)
+    log_path = tmp_path / "proxy.log"
+    proc, port = spawn_proxy([f"--config={path}"], log=open(log_path, "w"))
+    if proc.poll() is not None:
+        raise AssertionError(f"proxy exited: {log_path.read_text()}")
+    return proc, port
 
 
 def rss_mib(pid: int) -> float:

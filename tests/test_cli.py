@@ -3,46 +3,19 @@
 import json
 import os
 import subprocess
-import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.support import free_port, start_backend
+from tests.support import spawn_proxy, start_backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_proxy(args, timeout=10):
-    """Start proxy.py; return (process, port) once it serves, or the finished process."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(ROOT, "proxy.py"),
-            f"--port={port}",
-            "--address=127.0.0.1",
-            *args,
-        ],
-        cwd="/",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return proc, port
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/.proxy/health", timeout=1)
-            return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("proxy did not start")
+def run_proxy(args):
+    return spawn_proxy(args)
 
 
 def stop(proc):
