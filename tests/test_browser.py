@@ -44,7 +44,7 @@ def demo(loop_thread):
         return start_demo_sites()
 
     forward_list, _servers = loop_thread.run(start_sites())
-    proxy = start_proxy(loop_thread, forward_list, clear_old_cookies=False)
+    proxy = start_proxy(loop_thread, forward_list, clear_old_cookies=True)  # as settings.py ships
     origin = f"http://127.0.0.1:{proxy.port}"
     backends = [site.netloc for site in forward_list.values()]
     shots = tempfile.mkdtemp(prefix="web_proxy-screenshots-")
