@@ -1,6 +1,6 @@
 """Body transforms: which responses are rewritten, and how."""
 
-from filters.pipeline import BodyRewriter, SitePlan, build_plans, is_text_type
+from filters.pipeline import BodyRewriter, SitePlan, build_plans
 from filters.rules import RuleError, SubsFilterRules
 
 __all__ = [
@@ -9,5 +9,4 @@ __all__ = [
     "SitePlan",
     "SubsFilterRules",
     "build_plans",
-    "is_text_type",
 ]

@@ -57,10 +57,6 @@ def kind_of(mtype: str) -> str | None:
     return None
 
 
-def is_text_type(mtype: str) -> bool:
-    return kind_of(mtype) is not None
-
-
 class SiteLike(Protocol):
     name: str
     scheme: str
@@ -194,4 +190,4 @@ class BodyRewriter:
             return None
 
 
-__all__ = ["BodyRewriter", "SitePlan", "build_plans", "is_text_type", "kind_of", "media_type"]
+__all__ = ["BodyRewriter", "SitePlan", "build_plans", "kind_of", "media_type"]

@@ -157,7 +157,6 @@ class ProxyHandler(ResponseRelay, PageHandler):
         self._pending_bytes = 0
         self._flushing: Future | None = None
         self._failure: str | None = None
-        self._early: list[bytes] | None = []
         self._transfer = Transfer(context.client, self._on_chunk, upload, length)
         self._headers_parser = OnHeaders(self._on_headers)
         upstream = HTTPRequest(

@@ -52,9 +52,6 @@ class ResponseRelay:
             self._failure = (
                 f"The site {self._site.name!r} sent a response the proxy could not relay."
             )
-        early, self._early = self._early, None
-        for chunk in early or ():
-            self._on_chunk(chunk)
 
     def _start_response(self) -> None:
         site, fields, options = self._site, self._up_fields, self.context.options
@@ -94,9 +91,6 @@ class ResponseRelay:
         self._send_pending()  # headers now: an event stream's client is waiting for them
 
     def _on_chunk(self, chunk: bytes) -> None:
-        if self._early is not None:
-            self._early.append(chunk)
-            return
         if self._failure is not None or self._client_gone or self._finished:
             return
         if self._buffer is not None:
