@@ -12,9 +12,12 @@ runs under supervisor). Another file of the same shape can be used instead with
         ]),
     }
 
-``http://proxy/.site.<name>/path`` then shows ``http://10.1.2.3/path``. BackendSite also
-takes keywords: ``timeout`` (seconds of silence from the backend before a 504),
-``connect_timeout``, ``validate_cert`` and ``ca_certs`` (https backends).
+``http://proxy/.site.<name>/path`` then shows ``http://10.1.2.3/path``. Links to any
+configured backend are rewritten automatically, so most sites need no rules. BackendSite
+also takes keywords: ``timeout`` (seconds of silence from the backend before a 504),
+``connect_timeout``, ``validate_cert`` and ``ca_certs`` (https backends), ``auto_rewrite``
+and ``prefix_links`` (both on by default), and ``charset`` (for pages that declare none).
+README.md has the details.
 """
 
 from filters.rules import SubsFilterRules
