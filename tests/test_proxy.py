@@ -391,3 +391,42 @@ def test_timeout_is_504_page(stack):
     resp, data = stack["proxy"].request("GET", "/.site.slow/slow")
     assert resp.status == 504
     assert b"slow" in data and b'href="/.proxy/"' in data
+
+
+def test_many_concurrent_requests_all_complete(stack, tmp_path):
+    """Under load the fetch can complete before the IOLoop has run the callbacks that
+    carry its headers; every response must still be the backend's, never a 502. (The
+    proxy runs in a process of its own, where that ordering showed up.)"""
+    import concurrent.futures
+    import http.client
+
+    from tests.support import run_proxy_process
+
+    b = stack["b"]
+    config = (
+        f"from settings import *\nforward_list = {{'b': BackendSite('b', '{b.url}', None, [])}}\n"
+    )
+    proc, port = run_proxy_process(config, tmp_path)
+
+    def worker(n):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        statuses = []
+        for i in range(100):
+            conn.request("GET", f"/plain/{n}/{i}", headers={"Cookie": ".site=b"})
+            resp = conn.getresponse()
+            body = resp.read()
+            statuses.append(
+                (resp.status, resp.status == 200 and json.loads(body)["uri"] == f"/plain/{n}/{i}")
+            )
+        conn.close()
+        return statuses
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(24) as pool:
+            results = [s for chunk in pool.map(worker, range(24)) for s in chunk]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert len(results) == 2400
+    failed = [r for r in results if r != (200, True)]
+    assert failed == [], f"{len(failed)} failed, e.g. {failed[:3]}"
