@@ -7,22 +7,27 @@ string (so no Python code runs per match). A 1 MiB page with 10,000 links is rew
 in a few milliseconds this way; a pattern with one Python callback per match, or one
 that must be tried at every position, is several times slower (see bench/rewrite.py).
 
-Every pattern exists for text (``str``) and for raw bytes: when the charset keeps
-ASCII bytes for ASCII characters (UTF-8, Latin-1, ...), the body is rewritten as bytes
-without being decoded at all.
+Every rule is written once, as text, and compiled twice: for ``str`` and for raw
+``bytes``. When the charset keeps ASCII bytes for ASCII characters (UTF-8, Latin-1,
+...), the body is rewritten as bytes without being decoded at all. The code that
+applies the rules is the same for both, since both types scan, replace and ``sub``
+alike.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 SITE_PREFIX = "/.site."
 
 # After a host (and port), the next character must not continue the host name or the
 # port: "10.1.2.3" must not match "10.1.2.30", "10.1.2.3.example" or "10.1.2.3:8080".
 _HOST_END = r"(?![\w-]|\.[\w-]|:\d)"
+# A root-relative link is "/" not followed by "/" (scheme-relative), "\" or a prefix.
+_NOT_PREFIXED = r"(?![/\\]|\.site\.)"
 
 
 @dataclass(frozen=True)
@@ -36,46 +41,42 @@ class Origin:
     default_port: bool
 
 
-@dataclass(frozen=True)
-class _Form:
-    literal: str  # what must be in the text for the pattern to have a chance
-    literal_b: bytes
-    pattern: re.Pattern[str]
-    pattern_b: re.Pattern[bytes]
-    replacement: str
-    replacement_b: bytes
+class _Sub(NamedTuple):
+    """One rule: where ``literal`` occurs, ``pattern`` may match; it becomes
+    ``replacement``. Fields are all str or all bytes."""
+
+    literal: Any
+    pattern: re.Pattern[Any]
+    replacement: Any
 
 
-def _form(literal: str, rest: str, replacement: str, before: str = "") -> _Form:
-    """A pattern ``literal + rest``; ``before`` is a lookbehind placed after the literal
-    so that the literal stays the pattern's prefix."""
-    source = re.escape(literal) + before + rest
-    return _Form(
-        literal,
-        literal.encode("ascii"),
-        # ASCII classes, so that text and bytes agree on what continues a host name.
-        re.compile(source, re.ASCII),
-        re.compile(source.encode("ascii")),
-        replacement,
-        replacement.encode("ascii"),
-    )
+class _Both:
+    """Compiles the same source for text and for bytes. ASCII classes, so that both
+    agree on what continues a host name."""
+
+    @staticmethod
+    def pattern(source: str) -> tuple[re.Pattern[str], re.Pattern[bytes]]:
+        return re.compile(source, re.ASCII), re.compile(source.encode("ascii"))
+
+    @staticmethod
+    def sub(literal: str, source: str, replacement: str) -> tuple[_Sub, _Sub]:
+        text, raw = _Both.pattern(source)
+        return (
+            _Sub(literal, text, replacement),
+            _Sub(literal.encode("ascii"), raw, replacement.encode("ascii")),
+        )
 
 
-@dataclass
-class _HostForms:
-    """Every spelling of the origins on one host, grouped by how they are looked for."""
-
-    host: str
-    host_b: bytes
-    plain: list[tuple[_Form, re.Pattern[str], re.Pattern[bytes]]]  # with their "unsafe" check
-    escaped: list[_Form]
-    relative: list[_Form]
-    escaped_guard: re.Pattern[str]
-    escaped_guard_b: re.Pattern[bytes]
+# --- backend links --------------------------------------------------------------------
 
 
-def _compile_both(source: str) -> tuple[re.Pattern[str], re.Pattern[bytes]]:
-    return re.compile(source, re.ASCII), re.compile(source.encode("ascii"))
+class _Host(NamedTuple):
+    """Every spelling of the origins on one host, for text or for bytes."""
+
+    host: Any
+    plain: list[tuple[_Sub, re.Pattern[Any]]]  # scheme://host, with its "unsafe" check
+    guard: re.Pattern[Any]  # finds the host after a slash: other spellings may be there
+    others: list[_Sub]  # //host, the JSON-escaped and the percent-encoded spellings
 
 
 class BackendLinks:
@@ -90,77 +91,82 @@ class BackendLinks:
     """
 
     def __init__(self, origins: Iterable[Origin]) -> None:
-        hosts: dict[str, _HostForms] = {}
+        hosts: dict[str, tuple[_Host, _Host]] = {}
         seen: set[tuple[str, str]] = set()
         # Longest host first, so that of two hosts one of which ends the other, the
         # longer is tried first (the host-end check makes this belt and braces).
         for o in sorted(origins, key=lambda o: (-len(o.host), o.host, o.port)):
-            forms = hosts.get(o.host)
-            if forms is None:
+            if o.host not in hosts:
                 # What the plain spellings leave: the host after "/" ("//host",
-                # "\\/\\/host") or after a percent-encoded slash.
-                escaped = "|".join(f"(?<={re.escape(pre + o.host)})" for pre in ("/", "%2F", "%2f"))
-                guard, guard_b = _compile_both(f"{re.escape(o.host)}(?:{escaped})")
-                forms = _HostForms(o.host, o.host.encode(), [], [], [], guard, guard_b)
-                hosts[o.host] = forms
+                # "\/\/host") or after a percent-encoded slash.
+                after = "|".join(f"(?<={re.escape(pre + o.host)})" for pre in ("/", "%2F", "%2f"))
+                guards = _Both.pattern(f"{re.escape(o.host)}(?:{after})")
+                hosts[o.host] = (
+                    _Host(o.host, [], guards[0], []),
+                    _Host(o.host.encode("ascii"), [], guards[1], []),
+                )
+            text, raw = hosts[o.host]
             port = "" if o.default_port else f":{o.port}"
-            optional_port = rf"(?::{o.port})?" if o.default_port else ""
+            end = (rf"(?::{o.port})?" if o.default_port else "") + _HOST_END
             prefix = f"{SITE_PREFIX}{o.name}"
-            end = optional_port + _HOST_END
             literal = f"{o.scheme}://{o.host}{port}"
-            unsafe = _compile_both(re.escape(literal) + r"(?=[\w-]|\.[\w-]|:\d)")
-            forms.plain.append((_form(literal, end, prefix), *unsafe))
+            subs = _Both.sub(literal, re.escape(literal) + end, prefix)
+            unsafe = _Both.pattern(re.escape(literal) + r"(?=[\w-]|\.[\w-]|:\d)")
+            text.plain.append((subs[0], unsafe[0]))
+            raw.plain.append((subs[1], unsafe[1]))
             # JSON/JS-escaped and percent-encoded (both cases) spellings.
             for slash, colon in (("\\/", ":"), ("%2F", "%3A"), ("%2f", "%3a")):
                 literal = f"{o.scheme}{colon}{slash}{slash}{o.host}{port}"
-                forms.escaped.append(_form(literal, end, prefix.replace("/", slash, 1)))
+                self._add(text, raw, literal, end, prefix.replace("/", slash, 1))
             # Scheme-relative "//host": the page's own scheme, which for a backend's
             # page is the backend's. The first origin to claim host[:port] keeps it.
             if (o.host, port) in seen:
                 continue
             seen.add((o.host, port))
-            for slash, group in (("/", forms.relative), ("\\/", forms.escaped)):
+            for slash in ("/", "\\/"):
                 literal = f"{slash}{slash}{o.host}{port}"
-                # Not after a scheme ("ftp://host") or inside a path ("a//host").
+                # Not after a scheme ("ftp://host") or inside a path ("a//host"); the
+                # lookbehind follows the literal so that the literal leads the pattern.
                 before = rf"(?<![\w:/\\.-]{re.escape(literal)})"
-                group.append(_form(literal, end, prefix.replace("/", slash, 1), before))
-        self._hosts = list(hosts.values())
+                self._add(text, raw, literal, before + end, prefix.replace("/", slash, 1))
+        self._text = [pair[0] for pair in hosts.values()]
+        self._bytes = [pair[1] for pair in hosts.values()]
+
+    @staticmethod
+    def _add(text: _Host, raw: _Host, literal: str, rest: str, replacement: str) -> None:
+        subs = _Both.sub(literal, re.escape(literal) + rest, replacement)
+        text.others.append(subs[0])
+        raw.others.append(subs[1])
 
     def __bool__(self) -> bool:
-        return bool(self._hosts)
+        return bool(self._text)
 
     def rewrite(self, text: str) -> str:
-        for h in self._hosts:
-            if h.host not in text:
-                continue
-            for form, unsafe, _ in h.plain:
-                if form.literal in text:
-                    if unsafe.search(text):
-                        text = form.pattern.sub(form.replacement, text)
-                    else:
-                        text = text.replace(form.literal, form.replacement)
-            if h.escaped_guard.search(text):
-                for form in h.relative + h.escaped:
-                    text = form.pattern.sub(form.replacement, text)
-        return text
+        return _rewrite_hosts(text, self._text)
 
     def rewrite_bytes(self, body: bytes) -> bytes:
-        for h in self._hosts:
-            if h.host_b not in body:
-                continue
-            for form, _, unsafe in h.plain:
-                if form.literal_b in body:
-                    if unsafe.search(body):
-                        body = form.pattern_b.sub(form.replacement_b, body)
-                    else:
-                        body = body.replace(form.literal_b, form.replacement_b)
-            if h.escaped_guard_b.search(body):
-                for form in h.relative + h.escaped:
-                    body = form.pattern_b.sub(form.replacement_b, body)
-        return body
+        return _rewrite_hosts(body, self._bytes)
 
 
-# Root-relative URLs in markup: the attributes that hold a URL, and CSS url()/@import.
+def _rewrite_hosts(data: Any, hosts: list[_Host]) -> Any:
+    for h in hosts:
+        if h.host not in data:
+            continue
+        for sub, unsafe in h.plain:
+            if sub.literal in data:
+                if unsafe.search(data):
+                    data = sub.pattern.sub(sub.replacement, data)
+                else:
+                    data = data.replace(sub.literal, sub.replacement)
+        if h.guard.search(data):
+            for sub in h.others:
+                data = sub.pattern.sub(sub.replacement, data)
+    return data
+
+
+# --- root-relative links --------------------------------------------------------------
+
+# The attributes that hold a URL, in lower and upper case.
 URL_ATTRIBUTES = (
     "href",
     "src",
@@ -173,70 +179,50 @@ URL_ATTRIBUTES = (
     "icon",
     "manifest",
 )
-
-
-@dataclass(frozen=True)
-class _Opener:
-    """One way a root-relative URL is introduced: ``literal`` ends with the slash."""
-
-    literal: str
-    literal_b: bytes
-    pattern: re.Pattern[str]
-    pattern_b: re.Pattern[bytes]
-
-
-def _opener(literal: str, names: Iterable[str] = ()) -> _Opener:
-    # After the literal: the next character must not make it "//" or a prefixed link;
-    # then, for attributes, one of the names must stand (after whitespace, so that
-    # "metadata=" does not pass for "data=") just before it.
-    source = re.escape(literal) + r"(?![/\\]|\.site\.)"
-    looks = [f"(?<=\\s{re.escape(name + literal)})" for name in names]
-    if looks:
-        source += f"(?:{'|'.join(looks)})"
-    return _Opener(
-        literal, literal.encode("ascii"), re.compile(source), re.compile(source.encode("ascii"))
-    )
-
-
 _NAMES = [n for attr in URL_ATTRIBUTES for n in (attr, attr.upper())]
 
 
-@dataclass(frozen=True)
-class _Group:
-    """Openers that are only looked for when ``guard`` is found: one scan of the body
-    for the group instead of one per opener, where the group is rare."""
-
-    guard: re.Pattern[str] | None
-    guard_b: re.Pattern[bytes] | None
-    openers: tuple[_Opener, ...]
-
-
-def _group(guard: str | None, *openers: _Opener) -> _Group:
-    if guard is None:
-        return _Group(None, None, openers)
-    return _Group(re.compile(guard), re.compile(guard.encode("ascii")), openers)
+def _opener(literal: str, names: Iterable[str] = ()) -> str:
+    """The pattern for one way of introducing a root-relative URL (``literal`` ends
+    with the slash): for attributes, one of ``names`` must stand just before it, after
+    whitespace so that "metadata=" does not pass for "data=". The lookbehinds follow the
+    literal so that the literal leads the pattern."""
+    source = re.escape(literal) + _NOT_PREFIXED
+    looks = [f"(?<=\\s{re.escape(name + literal)})" for name in names]
+    return source + (f"(?:{'|'.join(looks)})" if looks else "")
 
 
-# Each group is looked for with one scan; its openers only once that scan found one.
-# (CSS's rare upper-case URL( is not rewritten.)
-_HTML_GROUPS = (
-    _group("=[\"']?/", *(_opener(f"={q}/", _NAMES) for q in ('"', "'", ""))),
-    _group(r"url\(", *(_opener(f"url({q}/") for q in ("", '"', "'"))),
-    _group("@import", _opener('@import "/'), _opener("@import '/")),
+# Each group is looked for with one scan (its guard); its openers only once that scan
+# found something. (CSS's rare upper-case URL( is not rewritten.)
+_GROUPS = (
+    ("=[\"']?/", [(f"={q}/", _opener(f"={q}/", _NAMES)) for q in ('"', "'", "")]),
+    (r"url\(", [(f"url({q}/", _opener(f"url({q}/")) for q in ("", '"', "'")]),
+    ("@import", [(f"@import {q}/", _opener(f"@import {q}/")) for q in ('"', "'")]),
 )
-_ATTRIBUTES = _HTML_GROUPS[0]
-_CSS_GROUPS = _HTML_GROUPS[1:]
-_ALL_OPENERS = tuple(o for g in _HTML_GROUPS for o in g.openers)
-
 # srcset="a.png 1x, /b.png 2x" holds several URLs; <meta http-equiv=refresh
-# content="0; url=/next"> holds one after "url=". Both are rare: a callback is fine.
-# (srcset is looked for in lower case only: upper case does not occur in practice.)
-_SRCSET = re.compile(r"""(\ssrcset\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
-_SRCSET_B = re.compile(rb"""(\ssrcset\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
-_REFRESH = re.compile(r"""(;\s*url\s*=\s*['"]?)/(?![/\\]|\.site\.)""", re.IGNORECASE)
-_REFRESH_B = re.compile(rb"""(;\s*url\s*=\s*['"]?)/(?![/\\]|\.site\.)""", re.IGNORECASE)
-_CANDIDATE = re.compile(r"(^|,)(\s*)/(?![/\\]|\.site\.)")
-_CANDIDATE_B = re.compile(rb"(^|,)(\s*)/(?![/\\]|\.site\.)")
+# content="0; url=/next"> holds one after "url=". Both are rare, and looked for only on
+# pages that have root-relative attributes at all: a callback per match is fine there.
+# (srcset in upper case does not occur in practice and is not looked for.)
+_SRCSET = _Both.pattern(r"""(?i)(\ssrcset\s*=\s*)(["'])(.*?)\2""")
+_REFRESH = _Both.pattern(rf"""(?i)(;\s*url\s*=\s*['"]?)/{_NOT_PREFIXED}""")
+_CANDIDATE = _Both.pattern(rf"(^|,)(\s*)/{_NOT_PREFIXED}")
+
+
+class _Group(NamedTuple):
+    guard: re.Pattern[Any]
+    subs: list[_Sub]
+
+
+class _Kind(NamedTuple):
+    """Everything RootLinks needs for one of text or bytes."""
+
+    html: list[_Group]
+    css: list[_Group]
+    srcset_word: Any
+    srcset: re.Pattern[Any]
+    refresh: re.Pattern[Any]
+    candidate: re.Pattern[Any]
+    replacement: Any
 
 
 class RootLinks:
@@ -244,50 +230,57 @@ class RootLinks:
     prefix, so every page URL carries it and pages of two sites can be open at once."""
 
     def __init__(self, name: str) -> None:
-        self.replacement = f"{SITE_PREFIX}{name}/"
-        self.replacement_b = self.replacement.encode("ascii")
-        # Each opener's literal, its slash replaced by the prefixed one.
-        self._subs = {
-            o: (o.literal[:-1] + self.replacement, (o.literal[:-1] + self.replacement).encode())
-            for o in _ALL_OPENERS
-        }
+        replacement = f"{SITE_PREFIX}{name}/"
+        groups: tuple[list[_Group], list[_Group]] = ([], [])
+        for guard, openers in _GROUPS:
+            guards = _Both.pattern(guard)
+            pairs = [
+                _Both.sub(literal, source, literal[:-1] + replacement)
+                for literal, source in openers
+            ]
+            for i in (0, 1):
+                groups[i].append(_Group(guards[i], [pair[i] for pair in pairs]))
+        self._text, self._bytes = (
+            _Kind(
+                groups[i],
+                groups[i][1:],
+                ("srcset", b"srcset")[i],
+                _SRCSET[i],
+                _REFRESH[i],
+                _CANDIDATE[i],
+                (replacement, replacement.encode("ascii"))[i],
+            )
+            for i in (0, 1)
+        )
 
     def rewrite(self, text: str, html: bool) -> str:
-        for group in _HTML_GROUPS if html else _CSS_GROUPS:
-            if group.guard is None or group.guard.search(text):
-                for opener in group.openers:
-                    text = opener.pattern.sub(self._subs[opener][0], text)
-                if group is _ATTRIBUTES:
-                    text = self._rare_attributes(text)
-        return text
+        return _rewrite_roots(text, self._text, html)
 
     def rewrite_bytes(self, body: bytes, html: bool) -> bytes:
-        for group in _HTML_GROUPS if html else _CSS_GROUPS:
-            if group.guard_b is None or group.guard_b.search(body):
-                for opener in group.openers:
-                    body = opener.pattern_b.sub(self._subs[opener][1], body)
-                if group is _ATTRIBUTES:
-                    body = self._rare_attributes_b(body)
-        return body
+        return _rewrite_roots(body, self._bytes, html)
 
-    # Looked for only on pages that have root-relative attributes at all: a meta
-    # refresh's "url=/next" and srcset's further candidates ("a.png 1x, /b.png 2x").
-    def _rare_attributes(self, text: str) -> str:
-        text = _REFRESH.sub(lambda m: m.group(1) + self.replacement, text)
-        if "srcset" in text:
-            text = _SRCSET.sub(self._srcset, text)
-        return text
 
-    def _rare_attributes_b(self, body: bytes) -> bytes:
-        body = _REFRESH_B.sub(lambda m: m.group(1) + self.replacement_b, body)
-        if b"srcset" in body:
-            body = _SRCSET_B.sub(self._srcset_b, body)
-        return body
+def _rewrite_roots(data: Any, kind: _Kind, html: bool) -> Any:
+    for group in kind.html if html else kind.css:
+        if not group.guard.search(data):
+            continue
+        for sub in group.subs:
+            data = sub.pattern.sub(sub.replacement, data)
+        if group is kind.html[0]:  # attributes were found: look for the rare ones too
+            data = _rare_attributes(data, kind)
+    return data
 
-    def _srcset(self, m: re.Match[str]) -> str:
-        value = _CANDIDATE.sub(lambda c: c.group(1) + c.group(2) + self.replacement, m.group(3))
-        return f"{m.group(1)}{m.group(2)}{value}{m.group(2)}"
 
-    def _srcset_b(self, m: re.Match[bytes]) -> bytes:
-        value = _CANDIDATE_B.sub(lambda c: c.group(1) + c.group(2) + self.replacement_b, m.group(3))
-        return m.group(1) + m.group(2) + value + m.group(2)
+def _rare_attributes(data: Any, kind: _Kind) -> Any:
+    prefixed: Callable[[re.Match[Any]], Any] = lambda m: m.group(1) + kind.replacement  # noqa: E731
+    data = kind.refresh.sub(prefixed, data)
+    if kind.srcset_word in data:
+
+        def srcset(m: re.Match[Any]) -> Any:
+            value = kind.candidate.sub(
+                lambda c: c.group(1) + c.group(2) + kind.replacement, m.group(3)
+            )
+            return m.group(1) + m.group(2) + value + m.group(2)
+
+        data = kind.srcset.sub(srcset, data)
+    return data
