@@ -17,12 +17,11 @@ from filters.pipeline import BodyRewriter
 from handlers.headers import (
     cookie_names,
     expire_cookies,
-    upstream_headers,
 )
 from handlers.pages import PageHandler
-from handlers.request import Target, resolve_target
+from handlers.request import Target, backend_headers, resolve_target
 from handlers.response import ResponseRelay
-from handlers.sites import SITE_COOKIE, SITE_PREFIX
+from handlers.sites import SITE_COOKIE
 from handlers.transfer import Transfer
 from handlers.upstream import Fields, OnHeaders
 
@@ -130,15 +129,7 @@ class ProxyHandler(ResponseRelay, PageHandler):
                 names = cookie_names(request.headers.get("Cookie"))
                 self._own_cookies.extend(expire_cookies(names))
                 forward_cookies = False
-        headers = upstream_headers(
-            request.headers,
-            site,
-            remote_ip=request.remote_ip or "",
-            scheme=request.protocol,
-            trusted_peer=context.is_trusted(request.remote_ip or ""),
-            prefix=f"{SITE_PREFIX}{site.name}" if target.via_prefix else None,
-            forward_cookies=forward_cookies,
-        )
+        headers = backend_headers(self, context, target, forward_cookies)
         # libcurl adds these when absent; an empty value tells it not to.
         for name in ("Accept", "User-Agent"):
             if name not in headers:

@@ -7,7 +7,7 @@ from typing import NamedTuple
 from tornado.web import RequestHandler
 
 from handlers.context import ProxyContext
-from handlers.headers import cookie_value
+from handlers.headers import cookie_value, upstream_headers
 from handlers.pages import site_list_html
 from handlers.sites import SITE_PREFIX, Site
 
@@ -51,3 +51,20 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
         handler.redirect(f"{SITE_PREFIX}{site.name}{resolution.rest}")
         return None
     return Target(site, resolution.rest, resolution.via_prefix, cookie_site)
+
+
+def backend_headers(
+    handler: RequestHandler, context: ProxyContext, target: Target, forward_cookies: bool = True
+) -> dict[str, str]:
+    """The headers to send the backend for this request (HTTP and WebSocket alike)."""
+    request = handler.request
+    remote_ip = request.remote_ip or ""
+    return upstream_headers(
+        request.headers,
+        target.site,
+        remote_ip=remote_ip,
+        scheme=request.protocol,
+        trusted_peer=context.is_trusted(remote_ip),
+        prefix=f"{SITE_PREFIX}{target.site.name}" if target.via_prefix else None,
+        forward_cookies=forward_cookies,
+    )

@@ -20,10 +20,8 @@ from tornado.websocket import (
     websocket_connect,
 )
 
-from handlers.headers import upstream_headers
 from handlers.pages import PageMixin
-from handlers.request import resolve_target
-from handlers.sites import SITE_PREFIX
+from handlers.request import backend_headers, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +56,7 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
         if target is None:
             return
         site, request = target.site, self.request
-        headers = upstream_headers(
-            request.headers,
-            site,
-            remote_ip=request.remote_ip or "",
-            scheme=request.protocol,
-            trusted_peer=self.context.is_trusted(request.remote_ip or ""),
-            prefix=f"{SITE_PREFIX}{site.name}" if target.via_prefix else None,
-        )
+        headers = backend_headers(self, self.context, target)
         for name in _HANDSHAKE_FIELDS:
             headers.pop(name, None)
         if "Origin" in request.headers:
