@@ -179,7 +179,7 @@ def proxied_set_cookie(value: str, table: SiteTable) -> str:
         return value
     parts = value.split(";")
     kept = [parts[0]]
-    backend_hosts = {s.host for s in table}
+    backend_hosts = table.hosts
     for attr in parts[1:]:
         key, _, val = attr.partition("=")
         if key.strip().lower() == "domain":

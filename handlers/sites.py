@@ -89,6 +89,7 @@ class SiteTable:
 
     def __init__(self, sites: Sequence[Site]) -> None:
         self.by_name: dict[str, Site] = {s.name: s for s in sites}
+        self.hosts = frozenset(s.host for s in sites)
         self.by_origin: dict[tuple[str, str, int], Site] = {}
         for site in sites:
             # Two names may share an origin (aliases); the first declared wins when a
