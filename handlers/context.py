@@ -62,8 +62,10 @@ class ProxyContext:
         self._trusted_nets = tuple(nets)
         self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
 
-    def resolve(self, uri: str, cookie_site: str | None) -> Resolution:
-        return resolve(uri, cookie_site, self.table)
+    def resolve(
+        self, uri: str, cookie_site: str | None, referer_name: str | None = None
+    ) -> Resolution:
+        return resolve(uri, cookie_site, self.table, referer_name)
 
     def _is_trusted(self, remote_ip: str) -> bool:
         try:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from tornado.httputil import HTTPHeaders
 
 from filters.codings import accept_encoding
+from handlers.cookies import cookies_for_site, scope_set_cookie
 from handlers.sites import SITE_COOKIE, SITE_PREFIX, Site, SiteTable
 from handlers.upstream import Fields
 
@@ -65,26 +66,6 @@ def cookie_value(cookie_header: str | None, name: str = SITE_COOKIE) -> str | No
     return found
 
 
-def cookie_names(cookie_header: str | None) -> list[str]:
-    if not cookie_header:
-        return []
-    names = []
-    for part in cookie_header.split(";"):
-        key, sep, _ = part.partition("=")
-        key = key.strip()
-        if sep and key and key != SITE_COOKIE:
-            names.append(key)
-    return names
-
-
-def strip_site_cookie(cookie_header: str) -> str:
-    """The Cookie header without the proxy's own ``.site`` cookie, other pairs unchanged."""
-    if SITE_COOKIE not in cookie_header:
-        return cookie_header
-    kept = [p for p in cookie_header.split(";") if p.partition("=")[0].strip() != SITE_COOKIE]
-    return ";".join(kept).strip()
-
-
 def upstream_headers(
     incoming: HTTPHeaders,
     site: Site,
@@ -93,7 +74,6 @@ def upstream_headers(
     scheme: str,
     trusted_peer: bool,
     prefix: str | None,
-    forward_cookies: bool = True,
 ) -> dict[str, str]:
     """Headers for the backend request, keyed by Tornado's normalized field names.
 
@@ -118,8 +98,9 @@ def upstream_headers(
         coding = accept_encoding(out.pop("Accept-Encoding"))
         if coding:
             out["Accept-Encoding"] = coding
-    if forward_cookies and "Cookie" in incoming:
-        cookies = strip_site_cookie("; ".join(incoming.get_list("Cookie")))
+    if "Cookie" in incoming:
+        # Only this site's cookies (handlers/cookies.py), never the proxy's own.
+        cookies = cookies_for_site("; ".join(incoming.get_list("Cookie")), site.name)
         if cookies:
             out["Cookie"] = cookies
     host = incoming.get("Host")
@@ -172,24 +153,6 @@ def proxied_refresh(value: str, table: SiteTable, current: Site | None) -> str:
     )
 
 
-def proxied_set_cookie(value: str, table: SiteTable) -> str:
-    """Drop a ``Domain`` attribute naming a configured backend: the browser talks to the
-    proxy's host, and would reject (or misfile) a cookie for the backend's domain."""
-    if "omain" not in value and "OMAIN" not in value:
-        return value
-    parts = value.split(";")
-    kept = [parts[0]]
-    backend_hosts = table.hosts
-    for attr in parts[1:]:
-        key, _, val = attr.partition("=")
-        if key.strip().lower() == "domain":
-            domain = val.strip().lstrip(".").lower()
-            if domain in backend_hosts or any(h.endswith("." + domain) for h in backend_hosts):
-                continue
-        kept.append(attr)
-    return ";".join(kept)
-
-
 def field(fields: Fields, name: str) -> str | None:
     """The value of field ``name`` (lower-case) in a list of (name, value) pairs; the
     values of a repeated field joined with ", "."""
@@ -200,9 +163,11 @@ def field(fields: Fields, name: str) -> str | None:
 
 
 def downstream_headers(
-    fields: Fields, table: SiteTable, current: Site
+    fields: Fields, table: SiteTable, current: Site, backend_path: str, secure_client: bool
 ) -> Iterable[tuple[str, str]]:
-    """The backend's response header fields as the client should see them."""
+    """The backend's response header fields as the client should see them.
+    ``backend_path`` is the path the backend was asked for (the default path of its
+    cookies); ``secure_client`` whether the browser reached the proxy over https."""
     drop = _NOT_FORWARDED_DOWNSTREAM
     connection = [v for k, v in fields if k.lower() == "connection"]
     if connection:
@@ -212,14 +177,13 @@ def downstream_headers(
         if lname in drop:
             continue
         if lname == "set-cookie":
-            value = proxied_set_cookie(value, table)
-        elif lname in ("location", "content-location"):
+            for scoped in scope_set_cookie(
+                value, current.name, backend_path, secure_client, table.hosts
+            ):
+                yield name, scoped
+            continue
+        if lname in ("location", "content-location"):
             value = proxied_url(value, table, current)
         elif lname == "refresh":
             value = proxied_refresh(value, table, current)
         yield name, value
-
-
-def expire_cookies(names: Iterable[str]) -> list[str]:
-    """Set-Cookie values that make the browser forget the previous site's cookies."""
-    return [f"{n}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT" for n in names]

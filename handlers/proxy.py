@@ -14,10 +14,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.web import stream_request_body
 
 from filters.pipeline import BodyRewriter
-from handlers.headers import (
-    cookie_names,
-    expire_cookies,
-)
+from handlers.cookies import expire_fallback_copies
 from handlers.pages import PageHandler
 from handlers.request import Target, backend_headers, resolve_target
 from handlers.response import ResponseRelay
@@ -118,18 +115,19 @@ class ProxyHandler(ResponseRelay, PageHandler):
     def _start_transfer(self, target: Target, has_body: bool, length: int | None) -> None:
         site, context, request = target.site, self.context, self.request
         method = request.method or "GET"
-        switching = target.via_prefix and target.cookie_site != site.name
+        # Only the user opening a page switches sites: a page's images, scripts and
+        # fetches (a favicon from a background tab, say) must not move the other tabs.
+        switching = target.via_prefix and target.navigation and target.cookie_site != site.name
         self._own_cookies: list[str] = []
-        forward_cookies = True
         if switching:
             self._own_cookies.append(f"{SITE_COOKIE}={site.name}; Path=/; HttpOnly; SameSite=Lax")
             if context.options.clear_old_cookies and target.cookie_site is not None:
-                # The cookies the browser holds belong to the site being left: they must
-                # neither reach the new backend nor linger for the next visit.
-                names = cookie_names(request.headers.get("Cookie"))
-                self._own_cookies.extend(expire_cookies(names))
-                forward_cookies = False
-        headers = backend_headers(self, context, target, forward_cookies)
+                # The old site's session must not ride on the cookie fallback any more;
+                # its scoped cookies (under /.site.<old>/) stay for its own tabs.
+                self._own_cookies.extend(
+                    expire_fallback_copies(request.headers.get("Cookie"), target.cookie_site)
+                )
+        headers = backend_headers(self, context, target)
         # libcurl adds these when absent; an empty value tells it not to.
         for name in ("Accept", "User-Agent"):
             if name not in headers:
@@ -138,6 +136,7 @@ class ProxyHandler(ResponseRelay, PageHandler):
         # (RFC 9110 section 9.3.1): it is read and dropped.
         upload = has_body and method != "GET"
         self._site = site
+        self._target = target
         self._up_status = 0
         self._up_reason = ""
         self._up_fields: Fields = []

@@ -9,20 +9,38 @@ from tornado.web import RequestHandler
 from handlers.context import ProxyContext
 from handlers.headers import cookie_value, upstream_headers
 from handlers.pages import site_list_html
-from handlers.sites import SITE_PREFIX, Site
+from handlers.sites import SITE_PREFIX, Site, is_navigation, referer_site
 
 
 class Target(NamedTuple):
     site: Site
     path: str  # path and query to request from the backend
-    via_prefix: bool
+    via: str  # what chose the site: "prefix", "referer" or "cookie" (sites.Resolution)
     cookie_site: str | None  # what the .site cookie said
+    navigation: bool  # a top-level document navigation (sites.is_navigation)
+    secure_client: bool  # the browser reached us (or the proxy in front of us) over https
+
+    @property
+    def via_prefix(self) -> bool:
+        return self.via == "prefix"
+
+
+def client_is_secure(handler: RequestHandler, context: ProxyContext) -> bool:
+    """https between the browser and us, or between the browser and a trusted proxy in
+    front of us (X-Forwarded-Proto)."""
+    request = handler.request
+    if request.protocol == "https":
+        return True
+    forwarded = request.headers.get("X-Forwarded-Proto")
+    if forwarded and context.is_trusted(request.remote_ip or ""):
+        return forwarded.split(",")[0].strip().lower() == "https"
+    return False
 
 
 def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | None:
     """The site and path a request names; None when the handler has already answered
-    (400 for a forward-proxy request, 404 for an unknown site, the site list, or the
-    redirect that adds the slash after /.site.<name>)."""
+    (400 for a forward-proxy request, 404 for an unknown site, the site list, or a
+    redirect: the slash after /.site.<name>, or a page's unprefixed navigation)."""
     request = handler.request
     uri = request.uri or ""
     if not uri.startswith("/"):
@@ -31,8 +49,10 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
         detail = "This proxy serves only paths that start with '/'."
         handler.send_error_page(400, "Bad Request", detail)  # type: ignore[attr-defined]
         return None
-    cookie_site = cookie_value(request.headers.get("Cookie"))
-    resolution = context.resolve(uri, cookie_site)
+    headers = request.headers
+    cookie_site = cookie_value(headers.get("Cookie"))
+    referer_name = referer_site(headers.get("Referer"), headers.get("Host"))
+    resolution = context.resolve(uri, cookie_site, referer_name)
     site = resolution.site
     if site is None:
         if not resolution.via_prefix and cookie_site is None and request.path == "/":
@@ -50,11 +70,25 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
         # "/.site.name" or "/.site.name?x": the page's relative links need the slash.
         handler.redirect(f"{SITE_PREFIX}{site.name}{resolution.rest}")
         return None
-    return Target(site, resolution.rest, resolution.via_prefix, cookie_site)
+    navigation = is_navigation(headers)
+    if resolution.via == "referer" and navigation and request.method in ("GET", "HEAD"):
+        # A page of this site navigated to one of its root-relative URLs in a way no
+        # rewriting could see (location.href = "/x" in a script): take the browser to
+        # the prefixed URL, so that the address bar, reloads and bookmarks keep the site.
+        handler.redirect(f"{SITE_PREFIX}{site.name}{uri}")
+        return None
+    return Target(
+        site,
+        resolution.rest,
+        resolution.via,
+        cookie_site,
+        navigation,
+        client_is_secure(handler, context),
+    )
 
 
 def backend_headers(
-    handler: RequestHandler, context: ProxyContext, target: Target, forward_cookies: bool = True
+    handler: RequestHandler, context: ProxyContext, target: Target
 ) -> dict[str, str]:
     """The headers to send the backend for this request (HTTP and WebSocket alike)."""
     request = handler.request
@@ -66,5 +100,4 @@ def backend_headers(
         scheme=request.protocol,
         trusted_peer=context.is_trusted(remote_ip),
         prefix=f"{SITE_PREFIX}{target.site.name}" if target.via_prefix else None,
-        forward_cookies=forward_cookies,
     )

@@ -33,6 +33,7 @@ class ResponseRelay:
     _site, _transfer, _own_cookies, _client_gone and the _up_*/_buffer fields."""
 
     _site: Any
+    _target: Any
     _transfer: Any
     _own_cookies: list[str]
     _client_gone: bool
@@ -58,7 +59,10 @@ class ResponseRelay:
         for default in ("Content-Type", "Server", "Date"):
             self.clear_header(default)  # Tornado's defaults; the backend's own replace them
         self.set_status(self._up_status, self._up_reason or "Unknown")
-        for name, value in downstream_headers(fields, self.context.table, site):
+        target = self._target
+        for name, value in downstream_headers(
+            fields, self.context.table, site, target.path, target.secure_client
+        ):
             self.add_header(name, value)
         for cookie in self._own_cookies:
             self.add_header("Set-Cookie", cookie)

@@ -4,13 +4,10 @@ import pytest
 from tornado.httputil import HTTPHeaders
 
 from handlers.headers import (
-    cookie_names,
     cookie_value,
     downstream_headers,
     proxied_refresh,
-    proxied_set_cookie,
     proxied_url,
-    strip_site_cookie,
     upstream_headers,
 )
 from handlers.sites import BackendSite, build_site_table
@@ -36,10 +33,6 @@ def test_cookie_value_and_strip():
     assert cookie_value(raw) == "a"
     assert cookie_value("x=1") is None and cookie_value(None) is None
     assert cookie_value('.site="b"') == "b"
-    assert strip_site_cookie(raw) == "x=1; y=2"
-    assert strip_site_cookie(".site=a") == ""
-    assert strip_site_cookie("a.site=1; x=2") == "a.site=1; x=2"
-    assert cookie_names(raw) == ["x", "y"]
 
 
 def test_upstream_headers_untrusted_peer():
@@ -115,15 +108,23 @@ def test_upstream_headers_trusted_peer_appends():
     assert "Cookie" not in out and "X-Forwarded-Prefix" not in out
 
 
-def test_upstream_headers_without_cookies_when_switching():
+def test_upstream_headers_send_only_the_sites_cookies():
     out = upstream_headers(
-        headers(("Cookie", "sid=1")),
+        headers(("Cookie", "sid=1; .site=b; .site~b~sid=9; .site~a~theme=dark")),
         A,
         remote_ip="1.2.3.4",
         scheme="http",
         trusted_peer=False,
         prefix=None,
-        forward_cookies=False,
+    )
+    assert out["Cookie"] == "sid=1; theme=dark"
+    out = upstream_headers(
+        headers(("Cookie", ".site=a; .site~b~sid=9")),
+        A,
+        remote_ip="1.2.3.4",
+        scheme="http",
+        trusted_peer=False,
+        prefix=None,
     )
     assert "Cookie" not in out
 
@@ -156,19 +157,6 @@ def test_refresh():
     assert proxied_refresh("10", TABLE, A) == "10"
 
 
-@pytest.mark.parametrize(
-    "cookie, expected",
-    [
-        ("sid=1; Domain=10.1.2.3; Path=/", "sid=1; Path=/"),
-        ("sid=1; domain=.example; Path=/", "sid=1; Path=/"),
-        ("sid=1; Domain=other.org; Path=/", "sid=1; Domain=other.org; Path=/"),
-        ("sid=1; Path=/; HttpOnly", "sid=1; Path=/; HttpOnly"),
-    ],
-)
-def test_set_cookie_domain(cookie, expected):
-    assert proxied_set_cookie(cookie, TABLE) == expected
-
-
 def test_downstream_headers():
     upstream = headers(
         ("Content-Type", "text/html"),
@@ -181,12 +169,15 @@ def test_downstream_headers():
         ("Set-Cookie", "b=2, with comma; Path=/"),
         ("Content-Length", "10"),
     )
-    out = list(downstream_headers(list(upstream.get_all()), TABLE, A))
+    out = list(downstream_headers(list(upstream.get_all()), TABLE, A, "/dir/page", False))
     assert out == [
         ("Content-Type", "text/html"),
         ("Location", "/.site.a/next"),
         ("Content-Location", "/.site.a/doc"),
-        ("Set-Cookie", "a=1"),
-        ("Set-Cookie", "b=2, with comma; Path=/"),
+        # Domain naming the backend dropped; no Path: the backend's default, /dir.
+        ("Set-Cookie", "a=1; Path=/.site.a/dir"),
+        ("Set-Cookie", ".site~a~a=1; Path=/dir"),
+        ("Set-Cookie", "b=2, with comma; Path=/.site.a/"),
+        ("Set-Cookie", ".site~a~b=2, with comma; Path=/"),
         ("Content-Length", "10"),
     ]

@@ -136,27 +136,93 @@ def test_cookie_routes_unprefixed_requests(stack):
     assert dict(body["headers"])["Cookie"] == "sid=1"
 
 
-def test_switching_sites_clears_old_cookies(stack):
-    resp, _data = stack["proxy"].request(
-        "GET", "/.site.a/", headers={"Cookie": ".site=b; sid=1; theme=x"}
-    )
+NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+
+
+def test_switching_sites_clears_the_old_sites_fallback_cookies(stack):
+    cookie = ".site=b; .site~b~sid=1; .site~a~sid=2; .site~a~theme=x"
+    resp, _data = stack["proxy"].request("GET", "/.site.a/", headers={**NAVIGATE, "Cookie": cookie})
     cookies = set_cookies(resp)
     assert ".site=a; Path=/; HttpOnly; SameSite=Lax" in cookies
-    assert any(c.startswith("sid=; ") and "Max-Age=0" in c for c in cookies)
-    assert any(c.startswith("theme=; ") for c in cookies)
-    assert last(stack["a"]).header("Cookie") is None
+    # b's copies for the cookie fallback are expired; a's own cookies are untouched.
+    expired = [c.split("=")[0] for c in cookies if "Max-Age=0" in c]
+    assert expired == [".site~b~sid"]
+    # a gets its own cookies only, by their own names.
+    assert last(stack["a"]).header("Cookie") == "sid=2; theme=x"
 
 
 def test_switching_keeps_cookies_when_not_configured(stack):
-    resp, _ = stack["keep"].request("GET", "/.site.a/", headers={"Cookie": ".site=b; sid=1"})
+    resp, _ = stack["keep"].request(
+        "GET", "/.site.a/", headers={**NAVIGATE, "Cookie": ".site=b; .site~b~sid=1; sid=1"}
+    )
+    assert ".site=a; Path=/; HttpOnly; SameSite=Lax" in set_cookies(resp)
     assert [c for c in set_cookies(resp) if "Max-Age=0" in c] == []
     assert last(stack["a"]).header("Cookie") == "sid=1"
 
 
 def test_same_site_prefix_does_not_reset_cookie(stack):
-    resp, _ = stack["proxy"].request("GET", "/.site.a/", headers={"Cookie": ".site=a; sid=1"})
+    resp, _ = stack["proxy"].request(
+        "GET", "/.site.a/", headers={**NAVIGATE, "Cookie": ".site=a; sid=1"}
+    )
     assert set_cookies(resp) == []
     assert last(stack["a"]).header("Cookie") == "sid=1"
+
+
+@pytest.mark.parametrize(
+    "headers, switches",
+    [
+        (NAVIGATE, True),
+        ({"Sec-Fetch-Mode": "navigate"}, True),
+        # A page's image, script, fetch, frame or favicon never switches sites.
+        ({"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}, False),
+        ({"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}, False),
+        ({"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script"}, False),
+        ({"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"}, False),
+        # Without Sec-Fetch-* (plain http to a host that is not localhost): a request
+        # for HTML, or one that names no page (a typed URL, curl), switches; a page's
+        # subresource (it names the page in Referer) does not.
+        ({"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Referer": "http://x/"}, True),
+        ({}, True),
+        ({"Accept": "*/*"}, True),
+        ({"Accept": "image/avif,image/webp,*/*", "Referer": "http://x/.site.b/"}, False),
+        ({"Accept": "*/*", "Referer": "http://x/.site.b/"}, False),
+    ],
+)
+def test_only_navigations_switch_sites(stack, headers, switches):
+    resp, data = stack["proxy"].request(
+        "GET", "/.site.a/favicon.ico", headers={**headers, "Cookie": ".site=b; .site~b~s=1"}
+    )
+    assert resp.status == 200 and json.loads(data)["backend"] == "a"
+    switched = ".site=a; Path=/; HttpOnly; SameSite=Lax" in set_cookies(resp)
+    assert switched is switches
+    if not switches:
+        assert set_cookies(resp) == []  # nor are b's cookies cleared
+
+
+def test_referer_routes_a_pages_unprefixed_requests(stack):
+    """A page of site a that asks for /x means a's /x, even when another tab has moved
+    the .site cookie to b."""
+    proxy = stack["proxy"]
+    here = f"127.0.0.1:{proxy.port}"
+    page = f"http://{here}/.site.a/app/page"
+    fetch = {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty", "Cookie": ".site=b"}
+    resp, data = proxy.request("POST", "/api/x?y=1", b"{}", {**fetch, "Referer": page})
+    body = json.loads(data)
+    assert (resp.status, body["backend"], body["uri"]) == (200, "a", "/api/x?y=1")
+    assert set_cookies(resp) == []
+    # A navigation that way (location.href = "/x" in a script) is sent to the prefix.
+    resp, _ = proxy.request("GET", "/next?q=1", headers={**NAVIGATE, "Referer": page})
+    assert (resp.status, resp.headers["Location"]) == (302, "/.site.a/next?q=1")
+    # Another host's page, or a page outside any prefix, is no evidence: the cookie
+    # decides, as before.
+    for referer in ("http://elsewhere.example/.site.a/", f"http://{here}/.proxy/"):
+        resp, data = proxy.request("GET", "/api/x", headers={**fetch, "Referer": referer})
+        assert json.loads(data)["backend"] == "b", referer
+    # A Referer naming no configured site falls back to the cookie too.
+    resp, data = proxy.request(
+        "GET", "/x", headers={**fetch, "Referer": f"http://{here}/.site.zz/"}
+    )
+    assert json.loads(data)["backend"] == "b"
 
 
 def test_site_list_and_health(stack):
@@ -329,11 +395,13 @@ def test_location_rewritten_for_any_configured_backend(stack):
             assert resp.headers["Location"] == expected, to
 
 
-def test_set_cookies_kept_separate_and_domain_dropped(stack):
+def test_set_cookies_scoped_to_the_site_and_domain_dropped(stack):
     resp, _ = stack["proxy"].request("GET", "/cookies", headers={"Cookie": ".site=b"})
     assert set_cookies(resp) == [
-        "sid=abc; Path=/; HttpOnly",
-        "pref=a,b; Path=/; Expires=Wed, 21 Oct 2037 07:28:00 GMT",
+        "sid=abc; Path=/.site.b/; HttpOnly",
+        ".site~b~sid=abc; Path=/; HttpOnly",
+        "pref=a,b; Path=/.site.b/; Expires=Wed, 21 Oct 2037 07:28:00 GMT",
+        ".site~b~pref=a,b; Path=/; Expires=Wed, 21 Oct 2037 07:28:00 GMT",
     ]
 
 
