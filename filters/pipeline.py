@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from filters import charsets, codings
+from filters.inject import insert_tag
 from filters.links import BackendLinks, Origin, RootLinks
 from filters.rules import SubsFilterRules
 
@@ -78,9 +79,14 @@ class SitePlan:
     charset: str | None
 
     def for_response(
-        self, uri: str, content_type: str | None, content_encoding: str | None
+        self,
+        uri: str,
+        content_type: str | None,
+        content_encoding: str | None,
+        tag: str | None = None,
     ) -> BodyRewriter | None:
-        """A rewriter for this response, or None when nothing applies to it."""
+        """A rewriter for this response, or None when nothing applies to it. ``tag`` is
+        markup to put at the top of an HTML document (the shim's script)."""
         mtype, declared = media_type(content_type)
         kind = kind_of(mtype)
         if kind is None:
@@ -90,9 +96,13 @@ class SitePlan:
             return None
         rules = tuple(r for r in self.rules if r.applies_to(uri)) if self.rules else ()
         roots = self.root_links if kind in ("html", "css") else None
-        if not rules and self.backend_links is None and roots is None:
+        if kind != "html":
+            tag = None
+        if not rules and self.backend_links is None and roots is None and tag is None:
             return None
-        return BodyRewriter(rules, self.backend_links, roots, kind, declared, self.charset, coding)
+        return BodyRewriter(
+            rules, self.backend_links, roots, kind, declared, self.charset, coding, tag
+        )
 
 
 def build_plans(sites: Iterable[SiteLike]) -> dict[str, SitePlan]:
@@ -116,7 +126,16 @@ def build_plans(sites: Iterable[SiteLike]) -> dict[str, SitePlan]:
 class BodyRewriter:
     """The transforms for one response body."""
 
-    __slots__ = ("backend_links", "coding", "declared", "fallback", "kind", "root_links", "rules")
+    __slots__ = (
+        "backend_links",
+        "coding",
+        "declared",
+        "fallback",
+        "kind",
+        "root_links",
+        "rules",
+        "tag",
+    )
 
     def __init__(
         self,
@@ -127,6 +146,7 @@ class BodyRewriter:
         declared: str | None,
         fallback: str | None,
         coding: str,
+        tag: str | None = None,
     ) -> None:
         self.rules = rules
         self.backend_links = backend_links
@@ -135,6 +155,7 @@ class BodyRewriter:
         self.declared = declared
         self.fallback = fallback
         self.coding = coding
+        self.tag = tag
 
     def rewrite(self, body: bytes, limit: int) -> bytes | None:
         """The rewritten body, encoded as it came; None when it is to be sent unchanged
@@ -168,6 +189,8 @@ class BodyRewriter:
                 raw = self.root_links.rewrite_bytes(raw, html)
             if self.backend_links is not None:
                 raw = self.backend_links.rewrite_bytes(raw)
+            if self.tag is not None:
+                raw = insert_tag(raw, self.tag.encode("ascii")) or raw
             return raw
         text = charsets.decode(raw, codec)
         if not charsets.roundtrips(raw, text, codec):
@@ -183,6 +206,9 @@ class BodyRewriter:
             text = self.root_links.rewrite(text, html)
         if self.backend_links is not None:
             text = self.backend_links.rewrite(text)
+        # Last, so that no rule or link rewriting touches the tag's own URL.
+        if self.tag is not None:
+            text = insert_tag(text, self.tag) or text
         try:
             return charsets.encode(text, codec, markup=self.kind in _MARKUP)
         except UnicodeEncodeError as exc:

@@ -6,7 +6,7 @@ from tornado.routing import Rule
 from tornado.web import Application
 
 from handlers.context import Options, ProxyContext
-from handlers.pages import HealthHandler, SiteListHandler, SiteStatusHandler
+from handlers.pages import HealthHandler, ShimHandler, SiteListHandler, SiteStatusHandler
 from handlers.proxy import ProxyHandler
 from handlers.sites import BackendSite, ConfigError, SiteTable, build_site_table
 from handlers.upstream import make_client
@@ -25,6 +25,7 @@ def make_app(table: SiteTable, options: Options, **settings: object) -> Applicat
             Rule(WebSocketUpgrade(), WebSocketRelay, args),
             (r"/\.proxy/?", SiteListHandler, args),
             (r"/\.proxy/health", HealthHandler, args),
+            (r"/\.proxy/shim\.js", ShimHandler, args),
             (r"/\.proxy/status/([^/]+)", SiteStatusHandler, args),
             (r".*", ProxyHandler, args),
         ],

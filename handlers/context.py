@@ -9,6 +9,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from filters.pipeline import SitePlan, build_plans
+from handlers.shim import Shim
 from handlers.sites import Resolution, SiteTable, resolve
 from handlers.upstream import RelayClient
 
@@ -53,6 +54,7 @@ class ProxyContext:
 
     def __post_init__(self) -> None:
         self.plans: dict[str, SitePlan] = build_plans(self.table)
+        self.shim = Shim(self.table)
         nets = []
         for entry in self.options.trusted_proxies:
             try:

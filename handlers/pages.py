@@ -118,6 +118,23 @@ class HealthHandler(PageHandler):
     head = get
 
 
+class ShimHandler(PageHandler):
+    """``/.proxy/shim.js``: the in-page URL shim (handlers/shim.py). Kept by browsers for
+    a year when asked for by its versioned URL, which changes with its text."""
+
+    def get(self) -> None:
+        shim = self.context.shim
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        if self.get_query_argument("v", None) == shim.version:
+            self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+        else:
+            self.set_header("Cache-Control", "no-cache")
+        self.finish(shim.body)
+
+    head = get
+
+
 class SiteStatusHandler(PageHandler):
     """``/.proxy/status/<name>``: can the proxy reach this site now? A HEAD request to
     the site's root with short timeouts; any HTTP answer counts as up."""

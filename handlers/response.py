@@ -55,7 +55,9 @@ class ResponseRelay:
             )
 
     def _start_response(self) -> None:
-        site, fields, options = self._site, self._up_fields, self.context.options
+        site, options = self._site, self.context.options
+        # The shim's tag for an HTML page, and any CSP amended to admit it.
+        tag, fields = self.context.shim.plan(site, self.request.headers, self._up_fields)
         for default in ("Content-Type", "Server", "Date"):
             self.clear_header(default)  # Tornado's defaults; the backend's own replace them
         self.set_status(self._up_status, self._up_reason or "Unknown")
@@ -80,6 +82,7 @@ class ResponseRelay:
                 self.request.uri or "",
                 field(fields, "content-type"),
                 field(fields, "content-encoding"),
+                tag,
             )
         if rewriter is not None:
             if length is not None and length > options.rewrite_max_bytes:

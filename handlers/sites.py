@@ -49,6 +49,9 @@ class BackendSite:
                        (default True)
       charset          the charset of pages that declare none (old intranet sites often
                        serve undeclared GBK); default UTF-8
+      shim             load the in-page URL shim in this site's HTML pages, so that URLs
+                       its scripts build reach it too (default True)
+      description      a line shown for the site in the proxy's site list
     """
 
     name: str
@@ -62,6 +65,8 @@ class BackendSite:
     auto_rewrite: bool = True
     prefix_links: bool = True
     charset: str | None = None
+    shim: bool = True
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class Site:
     auto_rewrite: bool
     prefix_links: bool
     charset: str | None
+    shim: bool
+    description: str
 
 
 class SiteTable:
@@ -312,9 +319,11 @@ def _validate_site(key: object, backend: object) -> Site:
             raise ConfigError(
                 f"{where}: {attr} must be a positive number of seconds, not {value!r}"
             )
-    for attr in ("validate_cert", "auto_rewrite", "prefix_links"):
+    for attr in ("validate_cert", "auto_rewrite", "prefix_links", "shim"):
         if not isinstance(getattr(backend, attr), bool):
             raise ConfigError(f"{where}: {attr} must be True or False")
+    if not isinstance(backend.description, str):
+        raise ConfigError(f"{where}: description must be a string, not {backend.description!r}")
     if backend.charset is not None and codec_name(backend.charset) is None:
         raise ConfigError(f"{where}: charset {backend.charset!r} is not a known charset")
     if backend.ca_certs is not None:
@@ -341,6 +350,8 @@ def _validate_site(key: object, backend: object) -> Site:
         auto_rewrite=backend.auto_rewrite,
         prefix_links=backend.prefix_links,
         charset=backend.charset,
+        shim=backend.shim,
+        description=backend.description,
     )
 
 

@@ -1,0 +1,245 @@
+// web_proxy's in-page URL shim (README: "How a page reaches its site").
+// A page of site S builds URLs in script that the proxy never sees as text: "/api",
+// location.origin + "/api", "ws://" + location.host + "/ws", a backend's own
+// "http://10.1.2.3/x". This maps each to the proxy URL of its site (/.site.S/api) at
+// the points where a page hands a URL to the browser. Full-line comments are
+// stripped when the proxy serves this file.
+(function (root) {
+  "use strict";
+  var PREFIX = "/.site.";
+  var ABS = /^(?:([a-z][a-z0-9+.-]*):)?\/\/([^\/?#\\]*)(.*)$/i;
+  var DEFAULT_PORT = { http: ":80", https: ":443", ws: ":80", wss: ":443" };
+
+  function ours(path) {
+    return path.lastIndexOf(PREFIX, 0) === 0 || path === "/.proxy" ||
+      path.lastIndexOf("/.proxy/", 0) === 0;
+  }
+
+  // The mapping for one page: its site, the backends' origins ({"http://host:port":
+  // name}, default ports left out) and the page's location ({protocol, host, href}).
+  function mapper(site, origins, page) {
+    var own = page.protocol + "//" + page.host;
+    var wsScheme = page.protocol === "https:" ? "wss:" : "ws:";
+    function prefixed(name, rest) {
+      return PREFIX + name + (rest.charAt(0) === "/" ? rest : "/" + rest);
+    }
+    return function map(url) {
+      if (typeof url !== "string") return url;
+      var c1 = url.charAt(1);
+      if (url.charAt(0) === "/" && c1 !== "/" && c1 !== "\\") {
+        return ours(url) ? url : prefixed(site, url);
+      }
+      var m = ABS.exec(url);
+      if (!m) {
+        if (url.indexOf("..") === -1 || !page.href) return url;
+        // "../../x" from /.site.S/a/ climbs out of the prefix.
+        var u = new URL(url, page.href);
+        if (u.protocol + "//" + u.host !== own || ours(u.pathname)) return url;
+        return prefixed(site, u.pathname + u.search + u.hash);
+      }
+      var scheme = (m[1] || page.protocol.slice(0, -1)).toLowerCase();
+      var http = scheme === "wss" ? "https" : scheme === "ws" ? "http" : scheme;
+      if (http !== "http" && http !== "https") return url;
+      var host = m[2].toLowerCase(), rest = m[3] || "/";
+      var port = DEFAULT_PORT[scheme];
+      if (host.slice(-port.length) === port) host = host.slice(0, -port.length);
+      var origin = http + "://" + host;
+      if (origin === own) return ours(rest) ? url : url.slice(0, url.length - m[3].length) + prefixed(site, rest);
+      var name = origins[origin];
+      if (name === undefined) return url;
+      return (http === scheme ? page.protocol : wsScheme) + "//" + page.host + prefixed(name, rest);
+    };
+  }
+
+  if (typeof module === "object" && module.exports) module.exports = { mapper: mapper };
+  var doc = root.document;
+  if (!doc || root.__webProxyShim) return;
+  var me = doc.currentScript, SITE = me && me.getAttribute("data-site");
+  if (!SITE) return;
+  var ORIGINS = /*ORIGINS*/{};
+  var loc = root.location;
+  var map = mapper(SITE, ORIGINS, {
+    protocol: loc.protocol,
+    host: loc.host,
+    get href() { return doc.baseURI; }
+  });
+  var slice = Array.prototype.slice;
+  // A value that needs no change is passed on as it came (a TrustedScriptURL stays one).
+  function fix(v) {
+    if (v == null) return v;
+    var s = String(v), m = map(s);
+    return m === s ? v : m;
+  }
+  root.__webProxyShim = { site: SITE, map: map };
+
+  var ofetch = root.fetch;
+  if (ofetch) root.fetch = function (input, init) {
+    if (root.Request && input instanceof root.Request) {
+      var u = map(input.url);
+      if (u !== input.url) input = new root.Request(u, input);
+    } else {
+      input = fix(input);
+    }
+    return arguments.length > 1 ? ofetch.call(root, input, init) : ofetch.call(root, input);
+  };
+
+  var xopen = root.XMLHttpRequest && root.XMLHttpRequest.prototype.open;
+  // The argument count is kept: open(m, u, undefined) means a synchronous request.
+  if (xopen) root.XMLHttpRequest.prototype.open = function () {
+    var a = slice.call(arguments);
+    if (a.length > 1) a[1] = fix(a[1]);
+    return xopen.apply(this, a);
+  };
+
+  function wsFix(v) {
+    var m = fix(v);
+    return typeof m === "string" && m !== v && m.charAt(0) === "/" ?
+      (loc.protocol === "https:" ? "wss:" : "ws:") + "//" + loc.host + m : m;
+  }
+  function wrap(name, fixer) {
+    var C = root[name];
+    if (typeof C !== "function" || !root.Proxy) return;
+    root[name] = new Proxy(C, {
+      construct: function (target, args, newTarget) {
+        args = slice.call(args);
+        if (args.length) args[0] = fixer(args[0]);
+        return Reflect.construct(target, args, newTarget);
+      }
+    });
+  }
+  wrap("WebSocket", wsFix);
+  wrap("EventSource", fix);
+  wrap("Worker", fix);
+  wrap("SharedWorker", fix);
+
+  var nav = root.navigator, beacon = nav && nav.sendBeacon;
+  if (beacon) nav.sendBeacon = function (url, data) {
+    return arguments.length > 1 ? beacon.call(nav, fix(url), data) : beacon.call(nav, fix(url));
+  };
+  var wopen = root.open;
+  if (wopen) root.open = function () {
+    var a = slice.call(arguments);
+    if (a.length) a[0] = fix(a[0]);
+    return wopen.apply(root, a);
+  };
+  ["pushState", "replaceState"].forEach(function (k) {
+    var H = root.History && root.History.prototype, f = H && H[k];
+    if (f) H[k] = function () {
+      var a = slice.call(arguments);
+      if (a.length > 2) a[2] = fix(a[2]);
+      return f.apply(this, a);
+    };
+  });
+
+  // URL properties of elements: script.src = "/chunk.js" (webpack's chunk loading),
+  // img.src, link.href, a.href, form.action, ...
+  var PROPS = {
+    HTMLScriptElement: "src", HTMLImageElement: "src", HTMLIFrameElement: "src",
+    HTMLSourceElement: "src", HTMLMediaElement: "src", HTMLEmbedElement: "src",
+    HTMLTrackElement: "src", HTMLInputElement: "src formAction", HTMLLinkElement: "href",
+    HTMLAnchorElement: "href", HTMLAreaElement: "href", HTMLFormElement: "action",
+    HTMLButtonElement: "formAction", HTMLObjectElement: "data", HTMLVideoElement: "poster"
+  };
+  Object.keys(PROPS).forEach(function (cls) {
+    var C = root[cls];
+    if (!C) return;
+    PROPS[cls].split(" ").forEach(function (prop) {
+      var d = Object.getOwnPropertyDescriptor(C.prototype, prop);
+      if (!d || !d.set || !d.configurable) return;
+      Object.defineProperty(C.prototype, prop, {
+        configurable: true, enumerable: d.enumerable, get: d.get,
+        set: function (v) { d.set.call(this, fix(v)); }
+      });
+    });
+  });
+  var ATTRS = ["src", "href", "action", "formaction", "poster"];
+  var EP = root.Element.prototype, setAttr = EP.setAttribute;
+  EP.setAttribute = function () {
+    var a = slice.call(arguments);
+    if (a.length > 1 && ATTRS.indexOf(String(a[0]).toLowerCase()) !== -1) a[1] = fix(a[1]);
+    return setAttr.apply(this, a);
+  };
+  // Markup inserted as text (innerHTML, insertAdjacentHTML) is caught after the fact.
+  function fixElement(el) {
+    for (var i = 0; i < ATTRS.length; i++) {
+      var v = el.getAttribute(ATTRS[i]);
+      if (v) {
+        var m = map(v);
+        if (m !== v) setAttr.call(el, ATTRS[i], m);
+      }
+    }
+  }
+  var SELECTOR = "[src],[href],[action],[formaction],[poster]";
+  new MutationObserver(function (records) {
+    records.forEach(function (r) {
+      r.addedNodes.forEach(function (n) {
+        if (n.nodeType !== 1) return;
+        fixElement(n);
+        if (n.firstElementChild) n.querySelectorAll(SELECTOR).forEach(fixElement);
+      });
+    });
+  }).observe(doc.documentElement, { childList: true, subtree: true });
+
+  var FP = root.HTMLFormElement.prototype;
+  ["submit", "requestSubmit"].forEach(function (k) {
+    var f = FP[k];
+    if (f) FP[k] = function () { fixElement(this); return f.apply(this, arguments); };
+  });
+  doc.addEventListener("submit", function (e) {
+    fixElement(e.target);
+    if (e.submitter) fixElement(e.submitter);
+  }, true);
+
+  // location.href = "/x" cannot be hooked (location is unforgeable); where the
+  // Navigation API exists, such a navigation is redone with the mapped URL. Elsewhere
+  // the proxy redirects it, knowing the page from the Referer.
+  var N = root.navigation;
+  if (N && N.addEventListener) N.addEventListener("navigate", function (e) {
+    if (!e.cancelable || e.hashChange || e.formData || e.downloadRequest != null ||
+        e.navigationType === "traverse") return;
+    var u = e.destination.url, m = map(u);
+    if (m === u) return;
+    e.preventDefault();
+    N.navigate(m, { history: e.navigationType === "replace" ? "replace" : "auto" });
+  });
+
+  // document.cookie: the proxy keeps the site's cookies under its prefix, with a copy
+  // named ".site~S~name" for unprefixed requests (handlers/cookies.py). Scripts see
+  // and set the site's cookies by their own names.
+  var DP = root.Document.prototype, CK = Object.getOwnPropertyDescriptor(DP, "cookie");
+  var MINE = ".site~" + SITE + "~";
+  function backendDir() {
+    var p = loc.pathname, at = PREFIX + SITE + "/";
+    if (p.lastIndexOf(at, 0) === 0) p = p.slice(at.length - 1);
+    return p.slice(0, p.lastIndexOf("/")) || "/";
+  }
+  if (CK && CK.configurable) Object.defineProperty(DP, "cookie", {
+    configurable: true, enumerable: CK.enumerable,
+    get: function () {
+      var shown = [], names = {}, fallback = [];
+      CK.get.call(this).split("; ").forEach(function (c) {
+        var n = c.split("=")[0];
+        if (n.lastIndexOf(MINE, 0) === 0) fallback.push(c.slice(MINE.length));
+        else if (c && n !== ".site" && n.lastIndexOf(".site~", 0) !== 0) {
+          shown.push(c);
+          names[n] = 1;
+        }
+      });
+      fallback.forEach(function (c) { if (!names[c.split("=")[0]]) shown.push(c); });
+      return shown.join("; ");
+    },
+    set: function (v) {
+      var parts = String(v).split(";"), pair = parts[0].trim(), path = null, rest = "";
+      for (var i = 1; i < parts.length; i++) {
+        var kv = parts[i].split("=");
+        if (kv[0].trim().toLowerCase() === "path") path = (kv[1] || "").trim();
+        else rest += ";" + parts[i];
+      }
+      if (path && path.charAt(0) !== "/") path = null;
+      CK.set.call(this, pair + rest + (path ? "; path=" + map(path) : ""));
+      if (pair.indexOf("=") > 0 && pair.lastIndexOf(".site", 0) !== 0) {
+        CK.set.call(this, MINE + pair + rest + "; path=" + (path || backendDir()));
+      }
+    }
+  });
+})(this);

@@ -1,0 +1,109 @@
+"""The in-page URL shim: its script (handlers/assets/shim.js), served under /.proxy/, and
+the decision, per response, to load it into an HTML page.
+
+The script is the same for every page of a proxy: the page's site travels in the tag's
+``data-site`` attribute, the backends' origins are written into the script when the
+proxy starts, and its URL carries a hash of its text, so that browsers may keep it for
+a year and still never run a stale copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping
+from html import escape
+from pathlib import Path
+
+from filters.pipeline import kind_of, media_type
+from handlers.csp import admit_shim
+from handlers.headers import field
+from handlers.sites import Site, SiteTable
+from handlers.upstream import Fields
+
+SHIM_PATH = "/.proxy/shim.js"
+_SOURCE = Path(__file__).parent / "assets" / "shim.js"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# What a request for a page is: a document, or a document in a frame. A fetch() of
+# HTML (Sec-Fetch-Dest: empty) gets its HTML as the backend sent it.
+_PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame", "embed", "object"})
+_CSP_FIELDS = ("content-security-policy", "content-security-policy-report-only")
+
+
+def backend_origins(table: SiteTable) -> dict[str, str]:
+    """Every origin under which a page may name a configured backend, as the shim
+    spells it (scheme://host[:port], the scheme's default port left out), mapped to
+    the site's name. Both schemes, whatever the site's own: pages of an http backend
+    that write https:// links to it mean the same backend. The site's own scheme wins
+    where two spellings meet; the first declared site wins between sites."""
+    origins: dict[str, str] = {}
+    for same_scheme in (True, False):
+        for site in table:
+            for scheme in ("http", "https"):
+                if (scheme == site.scheme) is same_scheme:
+                    for authority in (site.host_header, f"{site.host}:{site.port}"):
+                        origins.setdefault(f"{scheme}://{_normal(scheme, authority)}", site.name)
+    return origins
+
+
+def _normal(scheme: str, authority: str) -> str:
+    default = f":{_DEFAULT_PORTS[scheme]}"
+    return authority[: -len(default)] if authority.endswith(default) else authority
+
+
+class Shim:
+    """The shim's script for one site table, and the tag that loads it."""
+
+    def __init__(self, table: SiteTable) -> None:
+        # Comments and indentation are for readers of the source, not for every browser
+        # (the source has no multi-line strings, so neither changes what it does).
+        lines = (line.strip() for line in _SOURCE.read_text(encoding="utf-8").splitlines())
+        source = "\n".join(line for line in lines if line and not line.startswith("//"))
+        origins = json.dumps(backend_origins(table), sort_keys=True, separators=(",", ":"))
+        self.body: bytes = source.replace("/*ORIGINS*/{}", origins).encode("utf-8")
+        self.version: str = hashlib.sha256(self.body).hexdigest()[:16]
+        self.url: str = f"{SHIM_PATH}?v={self.version}"
+        self._tags: dict[str, str] = {}
+        self._tags = {site.name: self.tag(site.name) for site in table}
+
+    def tag(self, site: str, nonce: str | None = None) -> str:
+        if nonce is None and site in self._tags:
+            return self._tags[site]
+        extra = f' nonce="{nonce}"' if nonce else ""
+        return f'<script src="{self.url}" data-site="{escape(site)}"{extra}></script>'
+
+    def plan(
+        self, site: Site, request_headers: Mapping[str, str], fields: Fields
+    ) -> tuple[str | None, Fields]:
+        """The tag to put in this response's page (None: none) and the response's
+        fields, with any Content-Security-Policy amended to admit exactly that tag."""
+        if not site.shim:
+            return None, fields
+        dest = request_headers.get("Sec-Fetch-Dest")
+        if dest is not None and dest not in _PAGE_DESTINATIONS:
+            return None, fields
+        if kind_of(media_type(field(fields, "content-type"))[0]) != "html":
+            return None, fields
+        if not any(name.lower() in _CSP_FIELDS for name, _ in fields):
+            return self.tag(site.name), fields
+        host = request_headers.get("Host")
+        if not host:
+            return None, fields
+        nonce = secrets.token_urlsafe(18)
+        source = f"{host}{SHIM_PATH}"
+        amended: Fields = []
+        use_nonce = False
+        for name, value in fields:
+            lname = name.lower()
+            if lname in _CSP_FIELDS:
+                result = admit_shim(value, nonce, source)
+                if lname == _CSP_FIELDS[0] and not result.allows_shim:
+                    return None, fields  # scripts are off in this page: so is the shim
+                value = result.policy
+                use_nonce = use_nonce or result.uses_nonce
+            amended.append((name, value))
+        return self.tag(site.name, nonce if use_nonce else None), amended
+
+
+__all__ = ["SHIM_PATH", "Shim", "backend_origins"]
