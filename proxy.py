@@ -2,7 +2,7 @@
 
     python proxy.py --port=9001                   # serve the sites in settings.py
     python proxy.py --config=/etc/web_proxy.py    # ... or in another file of that shape
-    python proxy.py --demo                        # two built-in demo sites, no network
+    python proxy.py --demo                        # built-in demo sites, no network
 
 ``/.site.<name>/path`` reaches backend <name>; a ``.site`` cookie keeps later requests
 (without the prefix) on the same backend. See README.md.
@@ -36,7 +36,7 @@ def define_options(parser: OptionParser) -> None:
     parser.define("port", default=9001, type=int, help="TCP port to listen on")
     parser.define("address", default="", help="address to listen on (default: all interfaces)")
     parser.define("config", default=None, help="settings file to load instead of settings.py")
-    parser.define("demo", default=False, type=bool, help="serve two built-in demo sites")
+    parser.define("demo", default=False, type=bool, help="serve the built-in demo sites")
 
 
 def load_settings(path: str | None = None) -> ModuleType:
@@ -87,7 +87,8 @@ async def serve(
         if demo:
             from handlers.demo import start_demo_sites
 
-            forward_list, demo_servers = start_demo_sites()
+            demo_sites = start_demo_sites()
+            forward_list, demo_servers = demo_sites.forward_list, demo_sites.servers
         table = build_site_table(forward_list)
         options = Options.from_config(settings.config)
     except ConfigError as exc:

@@ -1,4 +1,4 @@
-"""Two demo sites on loopback, for ``python proxy.py --demo``.
+"""The demo sites on loopback, for ``python proxy.py --demo``.
 
 They behave like the intranet sites users put behind the proxy: their pages name their
 own absolute address (which a browser outside could not reach) in links, images,
@@ -15,6 +15,7 @@ import secrets
 import struct
 import time
 import zlib
+from dataclasses import dataclass
 from html import escape
 
 from tornado.httpserver import HTTPServer
@@ -22,6 +23,7 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 from tornado.websocket import WebSocketHandler
 
+from handlers.demo_apps import DemoApp, notes_app, team_app
 from handlers.sites import BackendSite
 
 
@@ -239,22 +241,54 @@ def _demo_app(site: _Site) -> Application:
     )
 
 
-def start_demo_sites() -> tuple[dict[str, BackendSite], list[HTTPServer]]:
-    """Start both demo sites on free loopback ports (on the running IOLoop) and return
+@dataclass
+class DemoSites:
+    """The running demo: its site table, its servers, and the request logs of the two
+    applications (handlers/demo_apps.py)."""
+
+    forward_list: dict[str, BackendSite]
+    servers: list[HTTPServer]
+    apps: dict[str, DemoApp]
+
+
+def start_demo_sites() -> DemoSites:
+    """Start the demo sites on free loopback ports (on the running IOLoop) and return
     the site table that puts them behind the proxy."""
     sites = [
         _Site("demo", "Demo intranet", (31, 95, 191)),
         _Site("wiki", "Demo wiki", (46, 140, 67)),
     ]
-    sockets = [bind_sockets(0, "127.0.0.1")[0] for _ in sites]
-    for site, sock in zip(sites, sockets, strict=True):
-        site.own = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    apps = {"notes": DemoApp("notes"), "team": DemoApp("team")}
+    applications = [
+        *(_demo_app(site) for site in sites),
+        notes_app(apps["notes"]),
+        team_app(apps["team"]),
+    ]
+    sockets = [bind_sockets(0, "127.0.0.1")[0] for _ in applications]
+    urls = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
+    for site, url in zip(sites, urls, strict=False):
+        site.own = url
     sites[0].other, sites[1].other = sites[1].own, sites[0].own
-    servers, table = [], {}
-    for site, sock in zip(sites, sockets, strict=True):
-        server = HTTPServer(_demo_app(site))
+    servers = []
+    for application, sock in zip(applications, sockets, strict=True):
+        server = HTTPServer(application)
         server.add_sockets([sock])
         servers.append(server)
-        # No rules needed: links to either site are rewritten automatically.
-        table[site.name] = BackendSite(site.name, site.own, site.own.split("//", 1)[1], [])
-    return table, servers
+    # No rules needed: links to any of the sites are rewritten automatically.
+    names = ["demo", "wiki", "notes", "team"]
+    table = {
+        name: BackendSite(name, url, url.split("//", 1)[1], [], description=DESCRIPTIONS[name])
+        for name, url in zip(names, urls, strict=True)
+    }
+    return DemoSites(table, servers, apps)
+
+
+DESCRIPTIONS = {
+    "demo": "Pages that name their own address in links, images, CSS and scripts; a login;"
+    " a WebSocket echo and a server-sent clock on Live; a GBK page.",
+    "wiki": "A second site of the same kind, with the same cookie names: open both at once.",
+    "notes": 'A single-page app that builds every URL in script from "baseUrl": "/": API'
+    " calls, a WebSocket, a lazily loaded chunk; a cookie session with an XSRF token.",
+    "team": "An app installed under /team/, whose session cookie (Path=/team/) has the same"
+    " name as the notes app's.",
+}

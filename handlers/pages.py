@@ -47,9 +47,12 @@ def site_list_html(table: SiteTable, current: str | None) -> str:
     for site in table:
         name = escape(site.name)
         mark = '<span class="current">current</span>' if site.name == current else ""
+        about = (
+            f"<br><span class=about>{escape(site.description)}</span>" if site.description else ""
+        )
         items.append(
             f'<li data-site="{name}"><span><a class="name" href="{SITE_PREFIX}{name}/">'
-            f"{name}</a>{mark}<br><span class=url>{escape(site.base_url)}</span></span>"
+            f"{name}</a>{mark}<br><span class=url>{escape(site.base_url)}</span>{about}</span>"
             f'<span><span class="health">checking</span> '
             f'<a class="open" href="{SITE_PREFIX}{name}/">open &rarr;</a></span></li>'
         )

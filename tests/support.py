@@ -4,6 +4,7 @@ the proxy itself, all on one IOLoop in a background thread; tests speak plain HT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -11,7 +12,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,3 +296,36 @@ class RssSampler(threading.Thread):
     @property
     def peak(self) -> float:
         return max(self.samples, default=0.0)
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Chromium as this machine runs it (see the environment notes): no sandbox as root, no
+# background traffic to hosts that the closed network would refuse.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """The system Chromium, headless, driven by Playwright's Python package (no browser
+    is downloaded). Skips where either is missing; fails instead in CI."""
+    require_tool(CHROMIUM)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if IN_CI:
+            pytest.fail("playwright is not installed (requirements-dev.txt)")
+        pytest.skip("playwright is not installed")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

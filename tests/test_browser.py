@@ -14,42 +14,20 @@ from urllib.parse import urlsplit
 import pytest
 
 from handlers.demo import start_demo_sites
-from tests.support import IN_CI, require_tool, start_proxy
-
-CHROMIUM = "/usr/bin/chromium"
-# Chromium as this machine runs it (see the environment notes): no sandbox as root, no
-# background traffic to hosts that the closed network would refuse.
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.support import chromium, start_proxy
 
 
 @pytest.fixture(scope="module")
 def demo(loop_thread):
-    require_tool(CHROMIUM)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if IN_CI:
-            pytest.fail("playwright is not installed (requirements-dev.txt)")
-        pytest.skip("playwright is not installed")
-
     async def start_sites():
         return start_demo_sites()
 
-    forward_list, _servers = loop_thread.run(start_sites())
+    forward_list = loop_thread.run(start_sites()).forward_list
     proxy = start_proxy(loop_thread, forward_list, clear_old_cookies=True)  # as settings.py ships
     origin = f"http://127.0.0.1:{proxy.port}"
     backends = [site.netloc for site in forward_list.values()]
     shots = tempfile.mkdtemp(prefix="web_proxy-screenshots-")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1000, "height": 700})
         requests: list[str] = []
         context.on("request", lambda r: requests.append(r.url))
@@ -61,7 +39,6 @@ def demo(loop_thread):
             "shots": shots,
         }
         context.close()
-        browser.close()
     print(f"\nscreenshots: {shots}")
 
 
@@ -162,7 +139,7 @@ def test_site_list_shows_sites_health_and_current(demo):
         "[...document.querySelectorAll('.health')].every(b => b.textContent === 'up')"
     )
     names = page.eval_on_selector_all("[data-site]", "rows => rows.map(r => r.dataset.site)")
-    assert names == ["demo", "wiki"]
+    assert names == ["demo", "wiki", "notes", "team"]
     assert page.inner_text(".current") == "current"
     page.screenshot(path=os.path.join(demo["shots"], "site-list.png"), full_page=True)
     page.close()
