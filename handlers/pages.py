@@ -133,7 +133,12 @@ class ShimHandler(PageHandler):
             self.set_header("Cache-Control", "public, max-age=31536000, immutable")
         else:
             self.set_header("Cache-Control", "no-cache")
-        self.finish(shim.body)
+        self.set_header("Vary", "Accept-Encoding")
+        if "gzip" in self.request.headers.get("Accept-Encoding", ""):
+            self.set_header("Content-Encoding", "gzip")
+            self.finish(shim.gzipped)
+        else:
+            self.finish(shim.body)
 
     head = get
 

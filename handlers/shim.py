@@ -9,12 +9,15 @@ a year and still never run a stale copy.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import secrets
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
+
+import rjsmin
 
 from filters.pipeline import kind_of, media_type
 from handlers.csp import admit_shim
@@ -24,6 +27,7 @@ from handlers.upstream import Fields
 
 SHIM_PATH = "/.proxy/shim.js"
 _SOURCE = Path(__file__).parent / "assets" / "shim.js"
+_PLACEHOLDER = "/*ORIGINS*/{}"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # What a request for a page is: a document, or a document in a frame. A fetch() of
 # HTML (Sec-Fetch-Dest: empty) gets its HTML as the backend sent it.
@@ -56,12 +60,13 @@ class Shim:
     """The shim's script for one site table, and the tag that loads it."""
 
     def __init__(self, table: SiteTable) -> None:
-        # Comments and indentation are for readers of the source, not for every browser
-        # (the source has no multi-line strings, so neither changes what it does).
-        lines = (line.strip() for line in _SOURCE.read_text(encoding="utf-8").splitlines())
-        source = "\n".join(line for line in lines if line and not line.startswith("//"))
+        source = _SOURCE.read_text(encoding="utf-8")
+        if _PLACEHOLDER not in source:
+            raise RuntimeError(f"{_SOURCE} has lost its {_PLACEHOLDER} placeholder")
         origins = json.dumps(backend_origins(table), sort_keys=True, separators=(",", ":"))
-        self.body: bytes = source.replace("/*ORIGINS*/{}", origins).encode("utf-8")
+        # Comments and white space are for readers of the source, not for every browser.
+        self.body: bytes = rjsmin.jsmin(source.replace(_PLACEHOLDER, origins)).encode("utf-8")
+        self.gzipped: bytes = gzip.compress(self.body, mtime=0)
         self.version: str = hashlib.sha256(self.body).hexdigest()[:16]
         self.url: str = f"{SHIM_PATH}?v={self.version}"
         self._tags: dict[str, str] = {}

@@ -3,6 +3,7 @@ and the proxy serving and loading it over real HTTP."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import subprocess
@@ -285,5 +286,8 @@ def test_shim_script_is_served_cacheable_and_valid(stack):
     assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     resp, _ = proxy.request("GET", SHIM_PATH + "?v=stale")
     assert resp.headers["Cache-Control"] == "no-cache"
+    resp, packed = proxy.request("GET", shim.url, headers={"Accept-Encoding": "gzip, br"})
+    assert resp.headers["Content-Encoding"] == "gzip" and resp.headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(packed) == shim.body and len(packed) < len(shim.body) / 2
     node = require_tool("node")
     subprocess.run([node, "--check", "-"], input=data, check=True, timeout=30)

@@ -72,34 +72,28 @@
   }
   root.__webProxyShim = { site: SITE, map: map };
 
-  var ofetch = root.fetch;
-  if (ofetch) root.fetch = function (input, init) {
-    if (root.Request && input instanceof root.Request) {
-      var u = map(input.url);
-      if (u !== input.url) input = new root.Request(u, input);
-    } else {
-      input = fix(input);
-    }
-    return arguments.length > 1 ? ofetch.call(root, input, init) : ofetch.call(root, input);
-  };
-
-  var xopen = root.XMLHttpRequest && root.XMLHttpRequest.prototype.open;
-  // The argument count is kept: open(m, u, undefined) means a synchronous request.
-  if (xopen) root.XMLHttpRequest.prototype.open = function () {
-    var a = slice.call(arguments);
-    if (a.length > 1) a[1] = fix(a[1]);
-    return xopen.apply(this, a);
-  };
-
-  function wsFix(v) {
-    var m = fix(v);
-    return typeof m === "string" && m !== v && m.charAt(0) === "/" ?
-      (loc.protocol === "https:" ? "wss:" : "ws:") + "//" + loc.host + m : m;
+  // obj[key], a function, passing its argument i through fixer first (the argument
+  // count is kept: XHR's open(m, u, undefined) means a synchronous request).
+  function hookArg(obj, key, i, fixer) {
+    var f = obj && obj[key];
+    if (typeof f === "function") obj[key] = function () {
+      var a = slice.call(arguments);
+      if (a.length > i) a[i] = fixer(a[i]);
+      return f.apply(this, a);
+    };
   }
-  function wrap(name, fixer) {
+  // A property's setter, passing the value through fixer first.
+  function hookSetter(proto, prop, fixer) {
+    var d = proto && Object.getOwnPropertyDescriptor(proto, prop);
+    if (d && d.set && d.configurable) Object.defineProperty(proto, prop, {
+      configurable: true, enumerable: d.enumerable, get: d.get,
+      set: function (v) { d.set.call(this, fixer(v)); }
+    });
+  }
+  // A constructor, passing its first argument through fixer first.
+  function hookNew(name, fixer) {
     var C = root[name];
-    if (typeof C !== "function" || !root.Proxy) return;
-    root[name] = new Proxy(C, {
+    if (typeof C === "function" && root.Proxy) root[name] = new Proxy(C, {
       construct: function (target, args, newTarget) {
         args = slice.call(args);
         if (args.length) args[0] = fixer(args[0]);
@@ -107,59 +101,63 @@
       }
     });
   }
-  wrap("WebSocket", wsFix);
-  wrap("EventSource", fix);
-  wrap("Worker", fix);
-  wrap("SharedWorker", fix);
 
-  var nav = root.navigator, beacon = nav && nav.sendBeacon;
-  if (beacon) nav.sendBeacon = function (url, data) {
-    return arguments.length > 1 ? beacon.call(nav, fix(url), data) : beacon.call(nav, fix(url));
-  };
-  var wopen = root.open;
-  if (wopen) root.open = function () {
+  var ofetch = root.fetch;
+  if (ofetch) root.fetch = function (input) {
     var a = slice.call(arguments);
-    if (a.length) a[0] = fix(a[0]);
-    return wopen.apply(root, a);
+    if (root.Request && input instanceof root.Request) {
+      var u = map(input.url);
+      if (u !== input.url) a[0] = new root.Request(u, input);
+    } else if (a.length) {
+      a[0] = fix(input);
+    }
+    return ofetch.apply(root, a);
   };
-  ["pushState", "replaceState"].forEach(function (k) {
-    var H = root.History && root.History.prototype, f = H && H[k];
-    if (f) H[k] = function () {
-      var a = slice.call(arguments);
-      if (a.length > 2) a[2] = fix(a[2]);
-      return f.apply(this, a);
-    };
+  hookArg(root.XMLHttpRequest && root.XMLHttpRequest.prototype, "open", 1, fix);
+  hookNew("WebSocket", function (v) {
+    var m = fix(v);
+    return typeof m === "string" && m !== v && m.charAt(0) === "/" ?
+      (loc.protocol === "https:" ? "wss:" : "ws:") + "//" + loc.host + m : m;
   });
+  hookNew("EventSource", fix);
+  hookNew("Worker", fix);
+  hookNew("SharedWorker", fix);
+  hookArg(root.navigator, "sendBeacon", 0, fix);
+  hookArg(root, "open", 0, fix);
+  hookArg(root.History && root.History.prototype, "pushState", 2, fix);
+  hookArg(root.History && root.History.prototype, "replaceState", 2, fix);
 
   // URL properties of elements: script.src = "/chunk.js" (webpack's chunk loading),
   // img.src, link.href, a.href, form.action, ...
   var PROPS = {
-    HTMLScriptElement: "src", HTMLImageElement: "src", HTMLIFrameElement: "src",
-    HTMLSourceElement: "src", HTMLMediaElement: "src", HTMLEmbedElement: "src",
-    HTMLTrackElement: "src", HTMLInputElement: "src formAction", HTMLLinkElement: "href",
-    HTMLAnchorElement: "href", HTMLAreaElement: "href", HTMLFormElement: "action",
-    HTMLButtonElement: "formAction", HTMLObjectElement: "data", HTMLVideoElement: "poster"
+    Script: "src", Image: "src", IFrame: "src", Source: "src", Media: "src", Embed: "src",
+    Track: "src", Input: "src formAction", Link: "href", Anchor: "href", Area: "href",
+    Form: "action", Button: "formAction", Object: "data", Video: "poster"
   };
-  Object.keys(PROPS).forEach(function (cls) {
-    var C = root[cls];
-    if (!C) return;
-    PROPS[cls].split(" ").forEach(function (prop) {
-      var d = Object.getOwnPropertyDescriptor(C.prototype, prop);
-      if (!d || !d.set || !d.configurable) return;
-      Object.defineProperty(C.prototype, prop, {
-        configurable: true, enumerable: d.enumerable, get: d.get,
-        set: function (v) { d.set.call(this, fix(v)); }
-      });
-    });
+  Object.keys(PROPS).forEach(function (kind) {
+    var C = root["HTML" + kind + "Element"];
+    PROPS[kind].split(" ").forEach(function (prop) { hookSetter(C && C.prototype, prop, fix); });
   });
   var ATTRS = ["src", "href", "action", "formaction", "poster"];
   var EP = root.Element.prototype, setAttr = EP.setAttribute;
-  EP.setAttribute = function () {
+  EP.setAttribute = function (name, value) {
     var a = slice.call(arguments);
-    if (a.length > 1 && ATTRS.indexOf(String(a[0]).toLowerCase()) !== -1) a[1] = fix(a[1]);
+    if (a.length > 1 && ATTRS.indexOf(String(name).toLowerCase()) !== -1) a[1] = fix(value);
     return setAttr.apply(this, a);
   };
-  // Markup inserted as text (innerHTML, insertAdjacentHTML) is caught after the fact.
+  // Markup inserted as text: root-relative URL attributes are mapped in the text, before
+  // the browser parses it and starts loading them.
+  var IN_HTML = /(\s(?:src|href|action|formaction|poster)\s*=\s*["']?)\/(?![\/\\]|\.site\.|\.proxy\/)/gi;
+  function fixHtml(h) {
+    return typeof h === "string" ? h.replace(IN_HTML, "$1" + PREFIX + SITE + "/") : h;
+  }
+  hookSetter(EP, "innerHTML", fixHtml);
+  hookSetter(EP, "outerHTML", fixHtml);
+  hookArg(EP, "insertAdjacentHTML", 1, fixHtml);
+  hookArg(root.Document.prototype, "write", 0, fixHtml);
+  hookArg(root.Document.prototype, "writeln", 0, fixHtml);
+  // What still slips through (absolute backend URLs in markup, say) is fixed once
+  // inserted.
   function fixElement(el) {
     for (var i = 0; i < ATTRS.length; i++) {
       var v = el.getAttribute(ATTRS[i]);
@@ -169,13 +167,12 @@
       }
     }
   }
-  var SELECTOR = "[src],[href],[action],[formaction],[poster]";
   new MutationObserver(function (records) {
     records.forEach(function (r) {
       r.addedNodes.forEach(function (n) {
         if (n.nodeType !== 1) return;
         fixElement(n);
-        if (n.firstElementChild) n.querySelectorAll(SELECTOR).forEach(fixElement);
+        if (n.firstElementChild) n.querySelectorAll("[" + ATTRS.join("],[") + "]").forEach(fixElement);
       });
     });
   }).observe(doc.documentElement, { childList: true, subtree: true });
