@@ -16,7 +16,8 @@ runs under supervisor). Another file of the same shape can be used instead with
 configured backend are rewritten automatically, so most sites need no rules. BackendSite
 also takes keywords: ``timeout`` (seconds of silence from the backend before a 504),
 ``connect_timeout``, ``validate_cert`` and ``ca_certs`` (https backends), ``auto_rewrite``
-and ``prefix_links`` (both on by default), and ``charset`` (for pages that declare none).
+and ``prefix_links`` (both on by default), ``charset`` (for pages that declare none),
+``shim`` (the in-page URL shim, on by default) and ``description`` (for the site list).
 README.md has the details.
 """
 
@@ -29,9 +30,10 @@ class Config:
 
     DEBUG = False
     LOGGING_LEVEL = "INFO"
-    # When the user switches to another site, expire the cookies of the site left behind
-    # (and do not send them to the new one). Sites' cookies share the proxy's host, so
-    # two sites that use the same cookie name would otherwise see each other's.
+    # Backend cookies are kept per site (a copy under /.site.<name>/ and one for the cookie
+    # fallback), so sites never see each other's cookies either way. When the user opens
+    # another site, this expires the old site's fallback copies: its session then no
+    # longer rides on unprefixed requests, while its tabs opened by prefix stay logged in.
     is_to_clear_old_cookies = True
     # How many backend requests run at once per proxy process; more wait in a queue.
     async_http_client_max_clients = 200

@@ -3,7 +3,14 @@
 import pytest
 
 from filters.rules import RuleError, SubsFilterRules
-from handlers.sites import BackendSite, ConfigError, build_site_table, resolve
+from handlers.sites import (
+    BackendSite,
+    ConfigError,
+    build_site_table,
+    is_navigation,
+    referer_site,
+    resolve,
+)
 
 TABLE = build_site_table(
     {
@@ -49,6 +56,58 @@ def test_resolve_known(uri, cookie, name, rest, via_prefix):
 )
 def test_resolve_unknown_never_names_a_site(uri, cookie):
     assert resolve(uri, cookie, TABLE).site is None
+
+
+@pytest.mark.parametrize(
+    "referer, host, expected",
+    [
+        ("http://proxy/.site.a/page", "proxy", "a"),
+        ("https://Proxy:8443/.site.img3.douban/x?y", "proxy:8443", "img3.douban"),
+        ("http://proxy/.site.a", "proxy", "a"),
+        ("http://proxy/.site.zz/p", "proxy", "zz"),  # resolve() then ignores it
+        ("http://other/.site.a/page", "proxy", None),  # another host's page
+        ("http://proxy/page", "proxy", None),
+        ("http://proxy/.proxy/", "proxy", None),
+        ("http://proxy", "proxy", None),
+        ("ftp://proxy/.site.a/", "proxy", None),
+        ("/.site.a/page", "proxy", None),
+        (None, "proxy", None),
+        ("http://proxy/.site.a/", None, None),
+    ],
+)
+def test_referer_site(referer, host, expected):
+    assert referer_site(referer, host) == expected
+
+
+def test_resolution_order_prefix_referer_cookie():
+    assert resolve("/.site.a/x", "b", TABLE, "img3.douban").via == "prefix"
+    r = resolve("/x", "b", TABLE, "a")
+    assert (r.site.name, r.via, r.rest) == ("a", "referer", "/x")
+    # A Referer naming no configured site is no evidence: the cookie decides.
+    r = resolve("/x", "b", TABLE, "zz")
+    assert (r.site.name, r.via) == ("b", "cookie")
+    r = resolve("/x", None, TABLE, None)
+    assert (r.site, r.via) == (None, "none")
+
+
+@pytest.mark.parametrize(
+    "headers, expected",
+    [
+        ({"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}, True),
+        ({"Sec-Fetch-Mode": "navigate"}, True),
+        ({"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"}, False),
+        ({"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty", "Accept": "text/html"}, False),
+        ({"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}, False),
+        ({"Accept": "text/html,*/*", "Referer": "http://p/.site.a/"}, True),
+        ({"Accept": "application/xhtml+xml", "Referer": "http://p/"}, True),
+        ({"Accept": "image/webp,*/*", "Referer": "http://p/.site.a/"}, False),
+        ({"Accept": "*/*", "Referer": "http://p/.site.a/"}, False),
+        ({"Accept": "*/*"}, True),
+        ({}, True),
+    ],
+)
+def test_is_navigation(headers, expected):
+    assert is_navigation(headers) is expected
 
 
 def test_site_fields_derived_from_url():
