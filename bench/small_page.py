@@ -1,4 +1,6 @@
-"""Small-page throughput: direct backend, nginx, a minimal Tornado proxy and web_proxy.
+"""Small-page throughput: direct backend, nginx, a minimal Tornado proxy and web_proxy,
+the last with the in-page shim off (the relay alone) and on (the page buffered and the
+shim's tag put in its head).
 
     python bench/small_page.py [--seconds 8] [--connections 32] [--rounds 3]
 
@@ -47,7 +49,12 @@ def main() -> None:
     # Rewriting off: the yardstick is the relay itself (bench/rewrite.py measures that).
     config = write_config(
         f'    "bench": BackendSite("bench", "{backend}", None, [],'
-        " auto_rewrite=False, prefix_links=False),"
+        " auto_rewrite=False, prefix_links=False, shim=False),\n"
+        f'    "shim": BackendSite("shim", "{backend}", None, [],'
+        " auto_rewrite=False, prefix_links=False, shim=True),\n"
+        # As users configure sites: rewriting on (the page's 100+ root-relative links).
+        f'    "defaults": BackendSite("defaults", "{backend}", None, [], shim=False),\n'
+        f'    "defaults_shim": BackendSite("defaults_shim", "{backend}", None, []),'
     )
     minimal = Process(
         [sys.executable, "bench/minimal_proxy.py", str(mp_port), backend],
@@ -71,6 +78,21 @@ def main() -> None:
         "web_proxy (cookie)": (f"http://127.0.0.1:{wp_port}/page.html", cookie, web_proxy),
         "web_proxy (prefix)": (
             f"http://127.0.0.1:{wp_port}/.site.bench/page.html",
+            cookie,
+            web_proxy,
+        ),
+        "web_proxy (prefix, shim on)": (
+            f"http://127.0.0.1:{wp_port}/.site.shim/page.html",
+            cookie,
+            web_proxy,
+        ),
+        "web_proxy (rewriting on)": (
+            f"http://127.0.0.1:{wp_port}/.site.defaults/page.html",
+            cookie,
+            web_proxy,
+        ),
+        "web_proxy (rewriting on, shim on)": (
+            f"http://127.0.0.1:{wp_port}/.site.defaults_shim/page.html",
             cookie,
             web_proxy,
         ),
@@ -102,11 +124,19 @@ def main() -> None:
     print(
         f"small page (9 KB), wrk -t1 -c{args.connections} -d{args.seconds}s, best of {args.rounds}"
     )
-    print(f"{'target':34} {'req/s':>9} {'p99 ms':>8} {'CPU µs/req':>11} {'× minimal':>10}")
+    print(f"{'target':36} {'req/s':>9} {'p99 ms':>8} {'CPU µs/req':>11} {'× minimal':>10}")
     for name, r in results.items():
         cpu = f"{r['cpu_us_per_request']:.0f}" if r["cpu_us_per_request"] else "-"
-        print(f"{name:34} {r['rps']:9.0f} {r['p99_ms']:8.2f} {cpu:>11} {r['rps'] / base:10.2f}")
-    path = save("small_page", {"args": vars(args), "results": results})
+        print(f"{name:36} {r['rps']:9.0f} {r['p99_ms']:8.2f} {cpu:>11} {r['rps'] / base:10.2f}")
+    shim = {
+        "rewriting off": results["web_proxy (prefix, shim on)"]["rps"]
+        / results["web_proxy (prefix)"]["rps"],
+        "rewriting on": results["web_proxy (rewriting on, shim on)"]["rps"]
+        / results["web_proxy (rewriting on)"]["rps"],
+    }
+    for case, ratio in shim.items():
+        print(f"shim on / off, {case}: {ratio:.3f}")
+    path = save("small_page", {"args": vars(args), "results": results, "shim_on_off": shim})
     print(f"saved {os.path.relpath(path, ROOT)}")
 
 

@@ -20,15 +20,23 @@ _WINDOW = 64 * 1024
 _SOURCES = (r"<head(?:\s[^>]*)?>", r"<html(?:\s[^>]*)?>", r"<!doctype[^>]*>")
 _TEXT = [re.compile(s, re.IGNORECASE) for s in _SOURCES]
 _BYTES = [re.compile(s.encode("ascii"), re.IGNORECASE) for s in _SOURCES]
+_NOT_ASCII = re.compile(b"[\x00\x1b]")
 
 
 def insert_tag(document: T, tag: T) -> T | None:
-    """``document`` with ``tag`` inserted at the top; None when it is a fragment."""
+    """``document`` with ``tag`` inserted at the top; None when it is a fragment.
+
+    Given bytes, the document need not be decoded: an ASCII tag after an ASCII ``<head>``
+    reads the same in every charset whose bytes up to there mean ASCII. That rules out
+    only UTF-16/32 (NUL bytes) and an ISO-2022 shift (ESC) before that point, for which
+    None is returned too: such a body must be decoded first."""
     patterns: list[re.Pattern[Any]] = _TEXT if isinstance(document, str) else _BYTES
     for pattern in patterns:
         found = pattern.search(document, 0, _WINDOW)
         if found is not None:
             at = found.end()
+            if isinstance(document, bytes) and _NOT_ASCII.search(document, 0, at):
+                return None
             return document[:at] + tag + document[at:]
     return None
 

@@ -180,6 +180,12 @@ class BodyRewriter:
         return out
 
     def _transform(self, raw: bytes) -> bytes | None:
+        if self.tag is not None and not self.rules and self.root_links is self.backend_links:
+            # Only the tag (the links are both None): no need to know the charset, unless
+            # the bytes say they are not ASCII-compatible (see insert_tag).
+            tagged = insert_tag(raw, self.tag.encode("ascii"))
+            if tagged is not None:
+                return tagged
         codec = charsets.detect(raw, self.declared, self.kind, self.fallback)
         html = self.kind == "html"
         if not self.rules and charsets.is_ascii_safe(codec):

@@ -21,7 +21,6 @@ import rjsmin
 
 from filters.pipeline import kind_of, media_type
 from handlers.csp import admit_shim
-from handlers.headers import field
 from handlers.sites import Site, SiteTable
 from handlers.upstream import Fields
 
@@ -88,9 +87,16 @@ class Shim:
         dest = request_headers.get("Sec-Fetch-Dest")
         if dest is not None and dest not in _PAGE_DESTINATIONS:
             return None, fields
-        if kind_of(media_type(field(fields, "content-type"))[0]) != "html":
+        content_type, has_policy = None, False
+        for name, value in fields:
+            lname = name.lower()
+            if lname == "content-type":
+                content_type = value
+            elif lname in _CSP_FIELDS:
+                has_policy = True
+        if kind_of(media_type(content_type)[0]) != "html":
             return None, fields
-        if not any(name.lower() in _CSP_FIELDS for name, _ in fields):
+        if not has_policy:
             return self.tag(site.name), fields
         host = request_headers.get("Host")
         if not host:

@@ -130,6 +130,14 @@ def test_insert_tag(document, expected):
     assert raw == (expected.encode("utf-8") if expected is not None else None)
 
 
+def test_insert_tag_refuses_bytes_that_are_not_ascii_compatible():
+    # UTF-16 (NULs) and an ISO-2022 shift (ESC) before the head: decode first.
+    assert insert_tag("<html><head>".encode("utf-16-le"), b"TAG") is None
+    assert insert_tag(b"\x1b$B<head>", b"TAG") is None
+    # After the insertion point, they do not matter.
+    assert insert_tag(b"<head>\x1b$B", b"TAG") == b"<head>TAG\x1b$B"
+
+
 # --- the CSP amendment --------------------------------------------------------------------
 
 SOURCE = "proxy.example/.proxy/shim.js"
@@ -220,7 +228,11 @@ def _routes():
         h.set_header("Content-Type", "text/html")
         h.finish("<li>an item</li>")
 
-    return {"/page": page, "/fragment": fragment}
+    def utf16(h):
+        h.set_header("Content-Type", "text/html; charset=utf-16")
+        h.finish(PAGE.encode("utf-16"))
+
+    return {"/page": page, "/fragment": fragment, "/utf16": utf16}
 
 
 @pytest.fixture(scope="module")
@@ -248,6 +260,12 @@ def test_pages_load_the_shim_first(stack):
     # The cookie route gets it too, naming the site the cookie chose.
     resp, data = stack["proxy"].request("GET", "/page", headers={"Cookie": ".site=s"})
     assert _script_tags(data) == [tag.removesuffix("</script>")]
+
+
+def test_utf16_pages_get_the_shim_in_their_own_charset(stack):
+    _, data = stack["proxy"].request("GET", "/.site.s/utf16")
+    text = data.decode("utf-16")
+    assert text.startswith("<!doctype html><html><head>" + stack["shim"].tag("s") + "<title>")
 
 
 def test_no_shim_for_fetches_fragments_or_sites_that_turn_it_off(stack):
