@@ -1,0 +1,172 @@
+"""A stock JupyterLab (from PyPI) behind the proxy, in the system Chromium, beside the same
+notebook opened directly: real software nobody here wrote.
+
+JupyterLab is the single-page app of the issue that made the shim: it builds its API,
+kernel WebSocket and chunk URLs from ``"baseUrl": "/"`` in a JSON page config. Through
+``/.site.lab/`` it must run a cell as it does directly, keep running cells after another
+tab has switched the ``.site`` cookie to another site, and send every request with its
+prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+
+from handlers.demo import start_demo_sites
+from handlers.sites import BackendSite
+from tests.support import IN_CI, chromium, free_port, start_proxy
+
+NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {},
+            "outputs": [],
+            "source": ["print(6 * 7)"],
+        }
+    ],
+    "metadata": {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+    },
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
+def _jupyter_lab() -> str:
+    found = shutil.which("jupyter-lab", path=os.path.dirname(sys.executable))
+    if found is None:
+        message = "jupyterlab is not installed (requirements-dev.txt)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, loop_thread):
+    command = _jupyter_lab()
+    home = tmp_path_factory.mktemp("jupyter")
+    (home / "notebooks").mkdir()
+    (home / "notebooks" / "hello.ipynb").write_text(json.dumps(NOTEBOOK))
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+    }
+    log = open(home / "jupyter.log", "w")
+    # No token or password: it listens on loopback only, for this test alone.
+    server = subprocess.Popen(
+        [
+            command,
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            f"--ServerApp.root_dir={home / 'notebooks'}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    direct = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{direct}/api/status", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise AssertionError((home / "jupyter.log").read_text()) from None
+            time.sleep(0.25)
+
+    async def start_sites():
+        return start_demo_sites()
+
+    sites = dict(loop_thread.run(start_sites()).forward_list)
+    sites["lab"] = BackendSite("lab", direct)
+    proxy = start_proxy(loop_thread, sites, clear_old_cookies=True)
+    try:
+        with chromium() as browser:
+            yield {
+                "direct": direct,
+                "origin": f"http://127.0.0.1:{proxy.port}",
+                "browser": browser,
+            }
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+def _run_cell(page, code: str, expected: str) -> None:
+    page.bring_to_front()
+    page.click(".jp-Cell .jp-InputArea-editor")
+    page.keyboard.press("Control+a")
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_function(
+        f"document.querySelector('.jp-Notebook').innerText.includes({expected!r})",
+        timeout=60_000,
+    )
+
+
+def _open_notebook(context, url: str, seen: list[str] | None = None):
+    page = context.new_page()
+    if seen is not None:
+        page.on("websocket", lambda ws: seen.append(ws.url))
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # The kernel is ready when the status bar says so.
+    page.wait_for_function(
+        "document.body.innerText.includes('Python 3 (ipykernel) | Idle')", timeout=60_000
+    )
+    return page
+
+
+def test_notebook_runs_directly_and_through_the_proxy_alike(lab):
+    # Directly: the reference.
+    context = lab["browser"].new_context(viewport={"width": 1200, "height": 800})
+    page = _open_notebook(context, lab["direct"] + "/lab/tree/hello.ipynb")
+    _run_cell(page, "print(6 * 7)", "42")
+    context.close()
+
+    # Through the proxy, with a second site opened in another tab half-way.
+    context = lab["browser"].new_context(viewport={"width": 1200, "height": 800})
+    urls: list[str] = []
+    context.on("request", lambda r: urls.append(r.url))
+    page = _open_notebook(context, lab["origin"] + "/.site.lab/lab/tree/hello.ipynb", urls)
+    _run_cell(page, "print(6 * 7)", "42")
+    other = context.new_page()
+    other.goto(lab["origin"] + "/.site.notes/")  # switches the .site cookie to notes
+    other.wait_for_load_state()
+    assert {c["value"] for c in context.cookies() if c["name"] == ".site"} == {"notes"}
+    _run_cell(page, "print(6 * 8)", "48")  # the kernel's WebSocket and API calls, still lab's
+    context.close()
+
+    origin = urlsplit(lab["origin"]).netloc
+    assert all(urlsplit(u).netloc == origin for u in urls)
+    lab_urls = [u for u in urls if "/.site.notes/" not in u]
+    unprefixed = [
+        u for u in lab_urls if not urlsplit(u).path.startswith(("/.site.lab/", "/.proxy/"))
+    ]
+    assert unprefixed == []
+    sockets = [u for u in urls if u.startswith("ws:")]
+    assert any("/.site.lab/api/kernels/" in u for u in sockets), sockets
+    assert len(lab_urls) > 50  # the app's own requests were all seen
