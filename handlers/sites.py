@@ -124,11 +124,7 @@ class SiteTable:
             if not sep or scheme not in _DEFAULT_PORTS:
                 return None
             schemes = (scheme,)
-        end = len(rest)
-        for stop in "/?#":
-            i = rest.find(stop)
-            if i != -1 and i < end:
-                end = i
+        end = _authority_end(rest)
         authority, tail = rest[:end], rest[end:]
         if "@" in authority or not authority:
             return None
@@ -142,6 +138,17 @@ class SiteTable:
                     tail = "/" + tail
                 return site, tail
         return None
+
+
+def _authority_end(text: str) -> int:
+    """Where the first path, query or fragment delimiter is in ``text`` (its length when
+    there is none): the end of an authority, or of the site name after the prefix."""
+    end = len(text)
+    for stop in "/?#":
+        i = text.find(stop, 0, end)
+        if i != -1:
+            end = i
+    return end
 
 
 def _split_hostport(authority: str) -> tuple[str | None, int | None]:
@@ -184,11 +191,7 @@ def _split_prefixed(path: str) -> tuple[str, str] | None:
     if not path.startswith(SITE_PREFIX):
         return None
     after = path[len(SITE_PREFIX) :]
-    cut = len(after)
-    for stop in "/?#":
-        i = after.find(stop)
-        if i != -1 and i < cut:
-            cut = i
+    cut = _authority_end(after)
     name, rest = after[:cut], after[cut:]
     return name, rest if rest.startswith("/") else "/" + rest
 
