@@ -17,6 +17,7 @@ from filters import charsets, codings
 from filters.inject import insert_tag
 from filters.links import BackendLinks, Origin, RootLinks
 from filters.rules import SubsFilterRules
+from filters.xmllinks import XmlLinks
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class SitePlan:
     backend_links: BackendLinks | None
     root_links: RootLinks | None
     charset: str | None
+    xml_links: XmlLinks | None = None
 
     def for_response(
         self,
@@ -95,7 +97,11 @@ class SitePlan:
         if coding not in codings.SUPPORTED:
             return None
         rules = tuple(r for r in self.rules if r.applies_to(uri)) if self.rules else ()
-        roots = self.root_links if kind in ("html", "css") else None
+        roots: RootLinks | XmlLinks | None = None
+        if kind in ("html", "css"):
+            roots = self.root_links
+        elif kind == "xml":
+            roots = self.xml_links
         if kind != "html":
             tag = None
         if not rules and self.backend_links is None and roots is None and tag is None:
@@ -105,12 +111,18 @@ class SitePlan:
         )
 
 
-def build_plans(sites: Iterable[SiteLike]) -> dict[str, SitePlan]:
+def build_plans(
+    sites: Iterable[SiteLike], origins: Iterable[Origin] | None = None
+) -> dict[str, SitePlan]:
+    """Each site's plan. ``origins`` are every origin under which pages name a backend
+    (by default each site's own); the proxy passes its site table's, which holds each
+    backend's netloc in both schemes."""
     sites = list(sites)
-    origins = [
-        Origin(s.name, s.scheme, s.host, s.port, s.port == (443 if s.scheme == "https" else 80))
-        for s in sites
-    ]
+    if origins is None:
+        origins = [
+            Origin(s.name, s.scheme, s.host, s.port, s.port == (443 if s.scheme == "https" else 80))
+            for s in sites
+        ]
     links = BackendLinks(origins) or None
     return {
         s.name: SitePlan(
@@ -118,6 +130,7 @@ def build_plans(sites: Iterable[SiteLike]) -> dict[str, SitePlan]:
             links if s.auto_rewrite else None,
             RootLinks(s.name) if s.prefix_links else None,
             s.charset,
+            XmlLinks(s.name) if s.prefix_links else None,
         )
         for s in sites
     }
@@ -141,7 +154,7 @@ class BodyRewriter:
         self,
         rules: tuple[SubsFilterRules, ...],
         backend_links: BackendLinks | None,
-        root_links: RootLinks | None,
+        root_links: RootLinks | XmlLinks | None,
         kind: str,
         declared: str | None,
         fallback: str | None,

@@ -8,6 +8,7 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 
+from filters.links import Origin
 from filters.pipeline import SitePlan, build_plans
 from handlers.shim import Shim
 from handlers.sites import Resolution, SiteTable, resolve
@@ -53,7 +54,8 @@ class ProxyContext:
     )
 
     def __post_init__(self) -> None:
-        self.plans: dict[str, SitePlan] = build_plans(self.table)
+        origins = [Origin(s.name, *rest) for *rest, s in self.table.origins()]
+        self.plans: dict[str, SitePlan] = build_plans(self.table, origins)
         self.shim = Shim(self.table)
         nets = []
         for entry in self.options.trusted_proxies:

@@ -9,8 +9,9 @@ from tornado.httputil import HTTPHeaders
 
 from filters.codings import accept_encoding
 from handlers.cookies import cookies_for_site, scope_set_cookie
-from handlers.sites import SITE_COOKIE, SITE_PREFIX, Site, SiteTable
+from handlers.sites import SITE_COOKIE, Site, SiteTable
 from handlers.upstream import Fields
+from handlers.urlmap import if_to_backend, origin_to_backend, to_backend, to_proxy
 
 # Hop-by-hop fields (RFC 9110 section 7.6.1) describe one connection, not the message:
 # a proxy must not forward them. Proxy-Authenticate/-Authorization are credentials for
@@ -69,6 +70,7 @@ def cookie_value(cookie_header: str | None, name: str = SITE_COOKIE) -> str | No
 def upstream_headers(
     incoming: HTTPHeaders,
     site: Site,
+    table: SiteTable,
     *,
     remote_ip: str,
     scheme: str,
@@ -104,6 +106,8 @@ def upstream_headers(
         if cookies:
             out["Cookie"] = cookies
     host = incoming.get("Host")
+    if not site.knows_proxy:
+        map_request_urls(out, table, site, host)
     if trusted_peer:
         prior = out.get("X-Forwarded-For")
         out["X-Forwarded-For"] = f"{prior}, {remote_ip}" if prior else remote_ip
@@ -122,35 +126,29 @@ def upstream_headers(
     return out
 
 
-def proxied_url(url: str, table: SiteTable, current: Site | None) -> str:
-    """Map a URL the backend sent (Location, Content-Location, Refresh) to the proxy.
-
-    Absolute and scheme-relative URLs of any configured backend become
-    ``/.site.<that site>/...``; a root-relative URL of the current site gets its prefix,
-    so it keeps meaning that site even without the cookie; anything else (external
-    URLs, relative paths, already-prefixed paths) is kept as it is.
-    """
-    if url.startswith("/") and not url.startswith("//"):
-        if current is None or url.startswith(SITE_PREFIX):
-            return url
-        return f"{SITE_PREFIX}{current.name}{url}"
-    found = table.site_for_url(url)
-    if found is None:
-        return url
-    site, tail = found
-    if tail.startswith(SITE_PREFIX):
-        return tail
-    return f"{SITE_PREFIX}{site.name}{tail}"
-
-
 _REFRESH_URL = re.compile(r"(?i)(\burl\s*=\s*['\"]?)([^'\";]+)")
 
 
 def proxied_refresh(value: str, table: SiteTable, current: Site | None) -> str:
     """Refresh: ``5; url=http://backend/x`` -> ``5; url=/.site.name/x``."""
     return _REFRESH_URL.sub(
-        lambda m: m.group(1) + proxied_url(m.group(2).strip(), table, current), value, count=1
+        lambda m: m.group(1) + to_proxy(m.group(2).strip(), table, current), value, count=1
     )
+
+
+def map_request_urls(out: dict[str, str], table: SiteTable, site: Site, host: str | None) -> None:
+    """The proxy's URLs in request headers, as the backend would have been sent them
+    directly (handlers/urlmap.py): where a WebDAV COPY/MOVE goes, the resources an If
+    header conditions on, and the page the request came from. The backend's own
+    checks (CSRF origin checks, Referer checks, lock-token checks) then see what they
+    would see without the proxy."""
+    for name in ("Destination", "Referer"):
+        if name in out:
+            out[name] = to_backend(out[name], table, site, host)
+    if "If" in out:
+        out["If"] = if_to_backend(out["If"], table, site, host)
+    if "Origin" in out:
+        out["Origin"] = origin_to_backend(out["Origin"], site, host)
 
 
 def field(fields: Fields, name: str) -> str | None:
@@ -183,7 +181,7 @@ def downstream_headers(
                 yield name, scoped
             continue
         if lname in ("location", "content-location"):
-            value = proxied_url(value, table, current)
+            value = to_proxy(value, table, current)
         elif lname == "refresh":
             value = proxied_refresh(value, table, current)
         yield name, value

@@ -184,8 +184,11 @@ class ProxyHandler(ResponseRelay, PageHandler):
         site = self._site
         assert self._transfer is not None
         self._transfer.attach(curl, self.request.method or "GET")
-        # Send the path exactly as given: libcurl would otherwise squash "/../" and "/./".
+        # Send the target exactly as given: libcurl would otherwise squash "/../" and
+        # "/./" and upper-case percent-escapes ("%2e" -> "%2E"), which breaks signed URLs.
+        # (resolve_target refused targets with a "#" or control bytes.)
         curl.setopt(pycurl.PATH_AS_IS, 1)
+        curl.setopt(pycurl.REQUEST_TARGET, _ascii_target(self._target.path))
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         curl.setopt(pycurl.BUFFERSIZE, CURL_BUFFER_SIZE)
         # An idle timeout rather than a total one: a long download or event stream

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from tornado.web import RequestHandler
@@ -10,6 +11,8 @@ from handlers.context import ProxyContext
 from handlers.headers import cookie_value, upstream_headers
 from handlers.pages import site_list_html
 from handlers.sites import SITE_PREFIX, Site, is_navigation, referer_site
+
+_BAD_TARGET = re.compile(r"[#\x00-\x20\x7f]")
 
 
 class Target(NamedTuple):
@@ -48,6 +51,17 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
         # requests for a forward proxy; this one reaches only its own sites.
         detail = "This proxy serves only paths that start with '/'."
         handler.send_error_page(400, "Bad Request", detail)  # type: ignore[attr-defined]
+        return None
+    bad = _BAD_TARGET.search(uri)
+    if bad is not None:
+        # A fragment is the client's business and never part of a request target (RFC
+        # 9112 section 3.2); cutting it off would send a shorter target than was asked
+        # for (DELETE /dir/#x would delete /dir/). Control bytes have no place there
+        # either, and the target goes upstream byte for byte.
+        what = "a fragment ('#')" if bad.group() == "#" else "a control character"
+        handler.send_error_page(  # type: ignore[attr-defined]
+            400, "Bad Request", f"The request target contains {what}."
+        )
         return None
     headers = request.headers
     cookie_site = cookie_value(headers.get("Cookie"))
@@ -96,6 +110,7 @@ def backend_headers(
     return upstream_headers(
         request.headers,
         target.site,
+        context.table,
         remote_ip=remote_ip,
         scheme=request.protocol,
         trusted_peer=context.is_trusted(remote_ip),

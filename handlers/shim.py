@@ -27,7 +27,6 @@ from handlers.upstream import Fields
 SHIM_PATH = "/.proxy/shim.js"
 _SOURCE = Path(__file__).parent / "assets" / "shim.js"
 _PLACEHOLDER = "/*ORIGINS*/{}"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # What a request for a page is: a document, or a document in a frame. A fetch() of
 # HTML (Sec-Fetch-Dest: empty) gets its HTML as the backend sent it.
 _PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame", "embed", "object"})
@@ -35,24 +34,14 @@ _CSP_FIELDS = ("content-security-policy", "content-security-policy-report-only")
 
 
 def backend_origins(table: SiteTable) -> dict[str, str]:
-    """Every origin under which a page may name a configured backend, as the shim
-    spells it (scheme://host[:port], the scheme's default port left out), mapped to
-    the site's name. Both schemes, whatever the site's own: pages of an http backend
-    that write https:// links to it mean the same backend. The site's own scheme wins
-    where two spellings meet; the first declared site wins between sites."""
-    origins: dict[str, str] = {}
-    for same_scheme in (True, False):
-        for site in table:
-            for scheme in ("http", "https"):
-                if (scheme == site.scheme) is same_scheme:
-                    for authority in (site.host_header, f"{site.host}:{site.port}"):
-                        origins.setdefault(f"{scheme}://{_normal(scheme, authority)}", site.name)
-    return origins
-
-
-def _normal(scheme: str, authority: str) -> str:
-    default = f":{_DEFAULT_PORTS[scheme]}"
-    return authority[: -len(default)] if authority.endswith(default) else authority
+    """Every origin under which a page may name a configured backend (the site table's,
+    handlers/sites.py: each backend's netloc in both schemes), as the shim spells it,
+    ``scheme://host[:port]`` with the scheme's default port left out, mapped to the
+    site's name."""
+    return {
+        f"{scheme}://{host}" + ("" if default else f":{port}"): site.name
+        for scheme, host, port, default, site in table.origins()
+    }
 
 
 class Shim:

@@ -51,6 +51,10 @@ class BackendSite:
                        serve undeclared GBK); default UTF-8
       shim             load the in-page URL shim in this site's HTML pages, so that URLs
                        its scripts build reach it too (default True)
+      knows_proxy      the backend takes the proxy's address for its own (it trusts
+                       X-Forwarded-Host, like Django's USE_X_FORWARDED_HOST): the
+                       proxy's URLs in request headers (Origin, Referer, Destination,
+                       If) are then left as they are, not mapped to the backend's
       description      a line shown for the site in the proxy's site list
     """
 
@@ -67,6 +71,7 @@ class BackendSite:
     charset: str | None = None
     shim: bool = True
     description: str = ""
+    knows_proxy: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class Site:
     charset: str | None
     shim: bool
     description: str
+    knows_proxy: bool
 
 
 class SiteTable:
@@ -102,6 +108,20 @@ class SiteTable:
             # Two names may share an origin (aliases); the first declared wins when a
             # URL is mapped back to a site, which keeps rewriting deterministic.
             self.by_origin.setdefault((site.scheme, site.host, site.port), site)
+        for site in sites:
+            # Pages of an http backend that write https:// links to it (or the other
+            # way round) mean the same backend: its netloc as spelled, in the other
+            # scheme, unless another site is configured there.
+            self.by_origin.setdefault(twin_origin(site), site)
+
+    def origins(self) -> list[tuple[str, str, int, bool, Site]]:
+        """(scheme, host, port, is the scheme's default port, site) for every origin
+        under which a page may name a backend: each site's own first, then the twins.
+        The one list that Location rewriting, body rewriting and the shim all use."""
+        return [
+            (scheme, host, port, port == _DEFAULT_PORTS[scheme], site)
+            for (scheme, host, port), site in self.by_origin.items()
+        ]
 
     def __len__(self) -> int:
         return len(self.by_name)
@@ -124,7 +144,7 @@ class SiteTable:
             if not sep or scheme not in _DEFAULT_PORTS:
                 return None
             schemes = (scheme,)
-        end = _authority_end(rest)
+        end = authority_end(rest)
         authority, tail = rest[:end], rest[end:]
         if "@" in authority or not authority:
             return None
@@ -140,7 +160,15 @@ class SiteTable:
         return None
 
 
-def _authority_end(text: str) -> int:
+def twin_origin(site: Site) -> tuple[str, str, int]:
+    """The site's netloc, as spelled in its URL, in the other scheme:
+    ``http://h`` -> ("https", h, 443); ``http://h:8080`` -> ("https", h, 8080)."""
+    other = "https" if site.scheme == "http" else "http"
+    default = site.port == _DEFAULT_PORTS[site.scheme]
+    return other, site.host, _DEFAULT_PORTS[other] if default else site.port
+
+
+def authority_end(text: str) -> int:
     """Where the first path, query or fragment delimiter is in ``text`` (its length when
     there is none): the end of an authority, or of the site name after the prefix."""
     end = len(text)
@@ -186,12 +214,12 @@ class Resolution(NamedTuple):
         return self.via == "prefix"
 
 
-def _split_prefixed(path: str) -> tuple[str, str] | None:
+def split_prefixed(path: str) -> tuple[str, str] | None:
     """``/.site.<name>/rest`` -> (name, "/rest"); None without the prefix."""
     if not path.startswith(SITE_PREFIX):
         return None
     after = path[len(SITE_PREFIX) :]
-    cut = _authority_end(after)
+    cut = authority_end(after)
     name, rest = after[:cut], after[cut:]
     return name, rest if rest.startswith("/") else "/" + rest
 
@@ -209,7 +237,7 @@ def referer_site(referer: str | None, host: str | None) -> str | None:
     authority, slash, path = rest.partition("/")
     if not slash or authority.lower() != host.lower():
         return None
-    found = _split_prefixed("/" + path)
+    found = split_prefixed("/" + path)
     return found[0] if found else None
 
 
@@ -220,7 +248,7 @@ def resolve(
     site named by its same-host Referer (see ``referer_site``) and the value of its
     ``.site`` cookie. Only names in ``table`` ever resolve: the URI, the Referer and the
     cookie choose among configured sites, never an address."""
-    found = _split_prefixed(uri)
+    found = split_prefixed(uri)
     if found is not None:
         name, rest = found
         return Resolution(table.get(name), name, rest, "prefix")
@@ -322,7 +350,7 @@ def _validate_site(key: object, backend: object) -> Site:
             raise ConfigError(
                 f"{where}: {attr} must be a positive number of seconds, not {value!r}"
             )
-    for attr in ("validate_cert", "auto_rewrite", "prefix_links", "shim"):
+    for attr in ("validate_cert", "auto_rewrite", "prefix_links", "shim", "knows_proxy"):
         if not isinstance(getattr(backend, attr), bool):
             raise ConfigError(f"{where}: {attr} must be True or False")
     if not isinstance(backend.description, str):
@@ -355,6 +383,7 @@ def _validate_site(key: object, backend: object) -> Site:
         charset=backend.charset,
         shim=backend.shim,
         description=backend.description,
+        knows_proxy=backend.knows_proxy,
     )
 
 
@@ -365,8 +394,11 @@ __all__ = [
     "RuleError",
     "Site",
     "SiteTable",
+    "authority_end",
     "build_site_table",
     "is_navigation",
     "referer_site",
     "resolve",
+    "split_prefixed",
+    "twin_origin",
 ]

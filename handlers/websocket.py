@@ -33,7 +33,6 @@ _HANDSHAKE_FIELDS = frozenset(
         "Sec-Websocket-Extensions",
         "Sec-Websocket-Protocol",
         "Sec-Websocket-Accept",
-        "Origin",
     }
 )
 # Frames up to this size pass (Tornado's default is 10 MiB).
@@ -59,9 +58,6 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
         headers = backend_headers(self, self.context, target)
         for name in _HANDSHAKE_FIELDS:
             headers.pop(name, None)
-        if "Origin" in request.headers:
-            # The page's origin is the proxy's; a backend that checks Origin expects its own.
-            headers["Origin"] = site.base_url
         protocols = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
         offered = [p.strip() for p in protocols if p.strip()]
         scheme = "wss" if site.scheme == "https" else "ws"

@@ -7,10 +7,10 @@ from handlers.headers import (
     cookie_value,
     downstream_headers,
     proxied_refresh,
-    proxied_url,
     upstream_headers,
 )
 from handlers.sites import BackendSite, build_site_table
+from handlers.urlmap import to_proxy
 
 TABLE = build_site_table(
     {
@@ -53,7 +53,7 @@ def test_upstream_headers_untrusted_peer():
         ("Content-Length", "3"),
     )
     out = upstream_headers(
-        incoming, A, remote_ip="192.0.2.7", scheme="http", trusted_peer=False, prefix="/.site.a"
+        incoming, A, TABLE, remote_ip="192.0.2.7", scheme="http", trusted_peer=False, prefix="/.site.a"
     )
     assert out["Host"] == "10.1.2.3"
     assert out["Accept"] == "text/html"
@@ -80,6 +80,7 @@ def test_repeated_fields_are_joined():
     out = upstream_headers(
         headers(("Accept", "text/html"), ("Accept", "*/*"), ("Cookie", "a=1"), ("Cookie", "b=2")),
         A,
+        TABLE,
         remote_ip="1.2.3.4",
         scheme="http",
         trusted_peer=False,
@@ -99,7 +100,7 @@ def test_upstream_headers_trusted_peer_appends():
         ("Cookie", ".site=a"),
     )
     out = upstream_headers(
-        incoming, A, remote_ip="127.0.0.1", scheme="http", trusted_peer=True, prefix=None
+        incoming, A, TABLE, remote_ip="127.0.0.1", scheme="http", trusted_peer=True, prefix=None
     )
     assert out["X-Forwarded-For"] == "203.0.113.5, 127.0.0.1"
     assert out["X-Real-Ip"] == "203.0.113.5"
@@ -112,6 +113,7 @@ def test_upstream_headers_send_only_the_sites_cookies():
     out = upstream_headers(
         headers(("Cookie", "sid=1; .site=b; .site~b~sid=9; .site~a~theme=dark")),
         A,
+        TABLE,
         remote_ip="1.2.3.4",
         scheme="http",
         trusted_peer=False,
@@ -121,6 +123,7 @@ def test_upstream_headers_send_only_the_sites_cookies():
     out = upstream_headers(
         headers(("Cookie", ".site=a; .site~b~sid=9")),
         A,
+        TABLE,
         remote_ip="1.2.3.4",
         scheme="http",
         trusted_peer=False,
@@ -144,11 +147,16 @@ def test_upstream_headers_send_only_the_sites_cookies():
         ("../up", "../up"),
         ("https://example.com/x", "https://example.com/x"),
         ("http://10.1.2.30/x", "http://10.1.2.30/x"),
-        ("https://10.1.2.3/x", "https://10.1.2.3/x"),
+        # The backend's netloc in the other scheme is the same backend.
+        ("https://10.1.2.3/x", "/.site.a/x"),
+        ("http://intranet.example:8443/x", "/.site.b/x"),
+        # ... but not another port: https on port 80 is not that server.
+        ("https://10.1.2.3:80/x", "https://10.1.2.3:80/x"),
+        ("http://10.1.2.3:443/x", "http://10.1.2.3:443/x"),
     ],
 )
 def test_proxied_url(location, expected):
-    assert proxied_url(location, TABLE, A) == expected
+    assert to_proxy(location, TABLE, A) == expected
 
 
 def test_refresh():

@@ -133,7 +133,8 @@ def test_site_fields_derived_from_url():
         ("https://img3.example.com:8443/p", ("img3.douban", "/p")),
         ("http://10.1.2.30:8080/x", ("b", "/x")),
         ("http://10.1.2.30/x", None),
-        ("https://10.1.2.3/x", None),
+        ("https://10.1.2.3/x", ("a", "/x")),  # its netloc in the other scheme
+        ("https://10.1.2.3:80/x", None),
         ("http://user@10.1.2.3/x", None),
         ("http://example.com/", None),
         ("/local", None),
