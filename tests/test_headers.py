@@ -53,7 +53,13 @@ def test_upstream_headers_untrusted_peer():
         ("Content-Length", "3"),
     )
     out = upstream_headers(
-        incoming, A, TABLE, remote_ip="192.0.2.7", scheme="http", trusted_peer=False, prefix="/.site.a"
+        incoming,
+        A,
+        TABLE,
+        remote_ip="192.0.2.7",
+        scheme="http",
+        trusted_peer=False,
+        prefix="/.site.a",
     )
     assert out["Host"] == "10.1.2.3"
     assert out["Accept"] == "text/html"
