@@ -17,6 +17,12 @@ from handlers.upstream import RelayClient
 log = logging.getLogger(__name__)
 
 
+def plans_for(table: SiteTable) -> dict[str, SitePlan]:
+    """Each site's rewriting plan, knowing every origin of the table (each backend's
+    netloc in both schemes)."""
+    return build_plans(table, [Origin(s.name, *rest) for *rest, s in table.origins()])
+
+
 @dataclass(frozen=True)
 class Options:
     """The proxy's behaviour, read once from the user's ``config`` object."""
@@ -54,8 +60,7 @@ class ProxyContext:
     )
 
     def __post_init__(self) -> None:
-        origins = [Origin(s.name, *rest) for *rest, s in self.table.origins()]
-        self.plans: dict[str, SitePlan] = build_plans(self.table, origins)
+        self.plans: dict[str, SitePlan] = plans_for(self.table)
         self.shim = Shim(self.table)
         nets = []
         for entry in self.options.trusted_proxies:

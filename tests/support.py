@@ -92,7 +92,10 @@ class Backend:
 
 
 class RecordingHandler(RequestHandler):
-    SUPPORTED_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND")
+    SUPPORTED_METHODS = (
+        *("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"),
+        *("PROPFIND", "COPY", "MOVE"),
+    )
 
     def initialize(self, backend: Backend, routes: dict[str, Callable[..., Any]]) -> None:
         self.backend = backend
@@ -125,7 +128,7 @@ class RecordingHandler(RequestHandler):
             )
         )
 
-    get = head = post = put = delete = patch = options = propfind = _any
+    get = head = post = put = delete = patch = options = propfind = copy = move = _any
 
 
 def start_backend(

@@ -3,6 +3,7 @@
 import pytest
 
 from filters.links import BackendLinks, Origin, RootLinks
+from filters.xmllinks import XmlLinks
 
 LINKS = BackendLinks(
     [
@@ -103,3 +104,38 @@ def test_root_links_in_css_only_touch_urls():
     expected = 'a{background:url("/.site.a/bg.png")} @import "/.site.a/x.css"; b{x: url(//cdn/x)} .c{content:"/no"}'
     assert ROOT.rewrite(css, html=False) == expected
     assert ROOT.rewrite(expected, html=False) == expected
+
+
+XML = XmlLinks("dav")
+
+
+@pytest.mark.parametrize(
+    "xml, expected",
+    [
+        # WebDAV hrefs, any namespace prefix, escapes kept exactly.
+        ("<D:href>/dir/a%20b%2Fc/</D:href>", "<D:href>/.site.dav/dir/a%20b%2Fc/</D:href>"),
+        ("<ns0:href>/x</ns0:href>", "<ns0:href>/.site.dav/x</ns0:href>"),
+        ('<href xmlns="DAV:">/x</href>', None),  # an attribute in the tag: not href's text
+        ("<href>/x</href>", "<href>/.site.dav/x</href>"),
+        ("<d:href>\n  /x\n</d:href>", "<d:href>\n  /.site.dav/x\n</d:href>"),
+        # Atom/RSS links, xlink, sitemaps.
+        (
+            '<link rel="alternate" href="/post/1"/>',
+            '<link rel="alternate" href="/.site.dav/post/1"/>',
+        ),
+        ("<image xlink:href='/i.png'/>", "<image xlink:href='/.site.dav/i.png'/>"),
+        ("<loc>/page</loc>", "<loc>/.site.dav/page</loc>"),
+        # Left alone: relative, scheme-relative, already prefixed, other elements.
+        ("<D:href>rel/x</D:href>", None),
+        ("<D:href>//cdn/x</D:href>", None),
+        ("<D:href>/.site.dav/x</D:href>", None),
+        ("<D:hrefs>/x</D:hrefs>", None),
+        ("<D:displayname>/x</D:displayname>", None),
+        ('<a data-href="/x">', '<a data-href="/x">'),
+    ],
+)
+def test_xml_links(xml, expected):
+    expected = xml if expected is None else expected
+    assert XML.rewrite(xml) == expected
+    assert XML.rewrite_bytes(xml.encode()) == expected.encode()
+    assert XML.rewrite(expected) == expected  # idempotent

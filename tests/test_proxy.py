@@ -105,6 +105,7 @@ def stack(loop_thread):
         "b": BackendSite("b", b.url, b.netloc, []),
         "down": BackendSite("down", f"http://127.0.0.1:{free_port()}", None, []),
         "slow": BackendSite("slow", a.url, None, [], timeout=1),
+        "aware": BackendSite("aware", b.url, None, [], knows_proxy=True),
     }
     proxy = start_proxy(loop_thread, sites, clear_old_cookies=True)
     keep = start_proxy(loop_thread, sites, clear_old_cookies=False)
@@ -283,6 +284,75 @@ def test_hostile_targets_never_reach_an_unlisted_backend(stack):
     resp, data = proxy.request("GET", "/who", headers={"Host": o, "Cookie": ".site=b"})
     assert json.loads(data)["backend"] == "b"
     assert outsider.seen == []
+
+
+def test_request_headers_name_the_backend_not_the_proxy(stack):
+    """Destination, If, Origin and Referer as the backend would get them from a client
+    talking to it directly: through the prefix and through the cookie alike."""
+    proxy, b = stack["proxy"], stack["b"]
+    here = f"127.0.0.1:{proxy.port}"
+    for path, cookie, page in (
+        ("/.site.b/doc", "", f"http://{here}/.site.b/list?x=1"),
+        ("/doc", ".site=b", f"http://{here}/list?x=1"),  # reached through the cookie
+    ):
+        proxy.request(
+            "COPY",
+            path,
+            headers={
+                "Cookie": cookie,
+                "Destination": f"http://{here}/.site.b/copy%20of%2Edoc",
+                "If": f'<http://{here}/.site.b/doc> (["e1"] <opaquelocktoken:t>)',
+                "Origin": f"http://{here}",
+                "Referer": page,
+            },
+        )
+        seen = last(b)
+        assert seen.header("Destination") == f"{b.url}/copy%20of%2Edoc"
+        assert seen.header("If") == f'<{b.url}/doc> (["e1"] <opaquelocktoken:t>)'
+        assert seen.header("Origin") == b.url
+        assert seen.header("Referer") == f"{b.url}/list?x=1"
+    # Another configured site's URL becomes that site's backend URL (the backend then
+    # refuses a cross-server COPY itself); other hosts' URLs stay as they are.
+    proxy.request(
+        "COPY",
+        "/.site.b/doc",
+        headers={"Destination": f"http://{here}/.site.a/x", "Origin": "http://evil.example"},
+    )
+    seen = last(b)
+    assert seen.header("Destination") == f"{stack['a'].url}/x"
+    assert seen.header("Origin") == "http://evil.example"
+
+
+def test_knows_proxy_leaves_the_proxys_urls_in_request_headers(stack):
+    proxy, b = stack["proxy"], stack["b"]
+    here = f"127.0.0.1:{proxy.port}"
+    headers = {"Origin": f"http://{here}", "Referer": f"http://{here}/.site.aware/p"}
+    proxy.request("POST", "/.site.aware/form", b"x=1", headers)
+    seen = last(b)
+    assert (seen.header("Origin"), seen.header("Referer")) == (
+        headers["Origin"],
+        headers["Referer"],
+    )
+    assert seen.header("X-Forwarded-Host") == here
+
+
+@pytest.mark.parametrize("target", ["/.site.b/dir/#frag", "/.site.b/#", "/x#y"])
+def test_a_fragment_in_the_target_is_refused(stack, target):
+    before = len(stack["b"].seen)
+    answer = stack["proxy"].raw(
+        f"DELETE {target} HTTP/1.1\r\nHost: p\r\nCookie: .site=b\r\n\r\n".encode()
+    )
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"fragment" in answer
+    assert len(stack["b"].seen) == before
+
+
+def test_escapes_keep_their_case(stack):
+    target = "/a/%2e%2E/x%2fy%7e/%c3%A9?q=%2f%aB"
+    answer = stack["proxy"].raw(
+        f"GET /.site.b{target} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert last(stack["b"]).uri == target
 
 
 def test_path_and_query_reach_backend_byte_exact(stack):

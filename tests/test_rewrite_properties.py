@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from filters.pipeline import build_plans
 from filters.rules import SubsFilterRules
+from handlers.context import plans_for
+from handlers.sites import BackendSite, build_site_table
 
 
 @dataclass
@@ -30,12 +32,16 @@ class FakeSite:
     charset: str | None = None
 
 
-SITES = [
-    FakeSite("a", "http", "10.1.2.3", 80),
-    FakeSite("b", "http", "10.1.2.30", 8080),
-    FakeSite("c", "https", "intranet.example", 443),
-]
-PLANS = build_plans(SITES)
+# Plans as the proxy builds them, from a site table (each backend in both schemes).
+PLANS = plans_for(
+    build_site_table(
+        {
+            "a": BackendSite("a", "http://10.1.2.3"),
+            "b": BackendSite("b", "http://10.1.2.30:8080"),
+            "c": BackendSite("c", "https://intranet.example"),
+        }
+    )
+)
 
 # (URL as the backend writes it, what it must become)
 URLS = [
@@ -46,6 +52,13 @@ URLS = [
     ("http://10.1.2.30:8080/p", "/.site.b/p"),
     ("https://intranet.example/q", "/.site.c/q"),
     ("http:\\/\\/10.1.2.3\\/j", "\\/.site.a\\/j"),
+    # Each backend's netloc in the other scheme is the same backend.
+    ("https://10.1.2.3/tw", "/.site.a/tw"),
+    ("https:\\/\\/10.1.2.3\\/tj", "\\/.site.a\\/tj"),
+    ("https://10.1.2.30:8080/tp", "/.site.b/tp"),
+    ("http://intranet.example/tq", "/.site.c/tq"),
+    ("//intranet.example/tr", "/.site.c/tr"),
+    ("https://10.1.2.3:80/x", "https://10.1.2.3:80/x"),  # https on port 80: another server
     ("http://10.1.2.30/other", "http://10.1.2.30/other"),  # no such origin: unchanged
     ("http://example.com/out", "http://example.com/out"),
 ]

@@ -171,3 +171,17 @@ def test_unknown_site_is_404(loop_thread, ws):
         return info.value.code
 
     assert run(loop_thread, go()) == 404
+
+
+def test_a_foreign_origin_is_not_passed_off_as_the_backends(loop_thread, ws):
+    """Only the proxy's own origin becomes the backend's: a page elsewhere that opens a
+    WebSocket through the proxy (cross-site WebSocket hijacking) is still seen as
+    foreign by the backend, which refuses it."""
+
+    async def go():
+        with pytest.raises(HTTPClientError) as info:
+            await connect(ws, "/.site.chat/ws", {"Origin": "http://evil.example"})
+        return info.value.code
+
+    # The same backend accepts the proxy's own origin (test_echo_text_and_binary).
+    assert run(loop_thread, go()) == 403
