@@ -140,17 +140,33 @@ def _open_notebook(context, url: str, seen: list[str] | None = None):
     return page
 
 
+def _failures(context, prefix: str) -> list[tuple[str, str, int]]:
+    """Collects the (method, path without prefix, status) of every failed response."""
+    failed: list[tuple[str, str, int]] = []
+
+    def seen(response):
+        if response.status >= 400 and "/.site.notes/" not in response.url:
+            path = urlsplit(response.url).path.removeprefix(prefix)
+            failed.append((response.request.method, path, response.status))
+
+    context.on("response", seen)
+    return failed
+
+
 def test_notebook_runs_directly_and_through_the_proxy_alike(lab):
     # Directly: the reference.
     context = lab["browser"].new_context(viewport={"width": 1200, "height": 800})
+    failed_direct = _failures(context, "")
     page = _open_notebook(context, lab["direct"] + "/lab/tree/hello.ipynb")
     _run_cell(page, "print(6 * 7)", "42")
+    page.wait_for_timeout(1500)  # the layout is saved a moment after a change
     context.close()
 
     # Through the proxy, with a second site opened in another tab half-way.
     context = lab["browser"].new_context(viewport={"width": 1200, "height": 800})
     urls: list[str] = []
     context.on("request", lambda r: urls.append(r.url))
+    failed_proxied = _failures(context, "/.site.lab")
     page = _open_notebook(context, lab["origin"] + "/.site.lab/lab/tree/hello.ipynb", urls)
     _run_cell(page, "print(6 * 7)", "42")
     other = context.new_page()
@@ -158,7 +174,11 @@ def test_notebook_runs_directly_and_through_the_proxy_alike(lab):
     other.wait_for_load_state()
     assert {c["value"] for c in context.cookies() if c["name"] == ".site"} == {"notes"}
     _run_cell(page, "print(6 * 8)", "48")  # the kernel's WebSocket and API calls, still lab's
+    page.wait_for_timeout(1500)
     context.close()
+    # No request the app made failed through the proxy that did not fail directly (its
+    # layout saves, PUTs that the server's Origin check refused before issue 9).
+    assert failed_proxied == failed_direct
 
     origin = urlsplit(lab["origin"]).netloc
     assert all(urlsplit(u).netloc == origin for u in urls)
