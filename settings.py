@@ -17,7 +17,9 @@ configured backend are rewritten automatically, so most sites need no rules. Bac
 also takes keywords: ``timeout`` (seconds of silence from the backend before a 504),
 ``connect_timeout``, ``validate_cert`` and ``ca_certs`` (https backends), ``auto_rewrite``
 and ``prefix_links`` (both on by default), ``charset`` (for pages that declare none),
-``shim`` (the in-page URL shim, on by default) and ``description`` (for the site list).
+``shim`` (the in-page URL shim, on by default), ``description`` (for the site list) and
+``knows_proxy`` (for a backend that trusts X-Forwarded-Host, like Django's
+USE_X_FORWARDED_HOST).
 README.md has the details.
 """
 
