@@ -20,7 +20,11 @@ log = logging.getLogger(__name__)
 def plans_for(table: SiteTable) -> dict[str, SitePlan]:
     """Each site's rewriting plan, knowing every origin of the table (each backend's
     netloc in both schemes)."""
-    return build_plans(table, [Origin(s.name, *rest) for *rest, s in table.origins()])
+    origins = [
+        Origin(site.name, scheme, host, port, default)
+        for scheme, host, port, default, site in table.origins()
+    ]
+    return build_plans(table, origins)
 
 
 @dataclass(frozen=True)
