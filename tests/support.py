@@ -332,3 +332,32 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def spawn_server(
+    command: list[str],
+    ready_url: str,
+    log_path: Any,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Any = None,
+    timeout: float = 60,
+) -> Any:
+    """Start a server process (its output to ``log_path``) and return its Popen once
+    ``ready_url`` answers; if it exits or stays silent, fail with its log."""
+    import subprocess
+    import urllib.request
+
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(ready_url, timeout=2)
+            return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                with open(log_path) as log:
+                    raise AssertionError(log.read()) from None
+            time.sleep(0.25)

@@ -14,14 +14,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from handlers.sites import BackendSite
-from tests.support import IN_CI, chromium, free_port, start_proxy
+from tests.support import IN_CI, chromium, free_port, spawn_server, start_proxy
 
 SETTINGS = """
 from pathlib import Path
@@ -86,26 +84,15 @@ def _django_server(folder: Path, forwarded: bool) -> tuple[subprocess.Popen, str
     for args in (["migrate", "-v0"], ["createsuperuser", "--noinput", "--username=admin",
                                       "--email=admin@example.com"]):  # fmt: skip
         subprocess.run([*manage, *args], env=env, cwd=folder, check=True, timeout=120)
-    port = free_port()
-    log = open(folder / "server.log", "w")
-    server = subprocess.Popen(
-        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
+    url = f"http://127.0.0.1:{free_port()}"
+    server = spawn_server(
+        [*manage, "runserver", "--noreload", url.removeprefix("http://")],
+        url + "/admin/login/",
+        folder / "server.log",
         env=env,
         cwd=folder,
-        stdout=log,
-        stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/admin/login/", timeout=2)
-            return server, url
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise AssertionError((folder / "server.log").read_text()) from None
-            time.sleep(0.25)
+    return server, url
 
 
 @pytest.fixture(scope="module")

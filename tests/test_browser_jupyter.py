@@ -13,17 +13,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
-import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
 
 from handlers.demo import start_demo_sites
 from handlers.sites import BackendSite
-from tests.support import IN_CI, chromium, free_port, start_proxy
+from tests.support import IN_CI, chromium, free_port, spawn_server, start_proxy
 
 NOTEBOOK = {
     "cells": [
@@ -67,9 +64,9 @@ def lab(tmp_path_factory, loop_thread):
         "JUPYTER_DATA_DIR": str(home / "data"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
     }
-    log = open(home / "jupyter.log", "w")
+    direct = f"http://127.0.0.1:{port}"
     # No token or password: it listens on loopback only, for this test alone.
-    server = subprocess.Popen(
+    server = spawn_server(
         [
             command,
             "--no-browser",
@@ -80,21 +77,10 @@ def lab(tmp_path_factory, loop_thread):
             "--ServerApp.password=",
             f"--ServerApp.root_dir={home / 'notebooks'}",
         ],
+        f"{direct}/api/status",
+        home / "jupyter.log",
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
     )
-    direct = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{direct}/api/status", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise AssertionError((home / "jupyter.log").read_text()) from None
-            time.sleep(0.25)
 
     async def start_sites():
         return start_demo_sites()
@@ -112,7 +98,6 @@ def lab(tmp_path_factory, loop_thread):
     finally:
         server.terminate()
         server.wait(10)
-        log.close()
 
 
 def _run_cell(page, code: str, expected: str) -> None:
