@@ -19,14 +19,13 @@ import sys
 import traceback
 from types import ModuleType
 
-from tornado.httpserver import HTTPServer
 from tornado.options import OptionParser
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from handlers import Options, build_site_table, make_app  # noqa: E402
+from handlers import Options, build_site_table, make_app, make_server  # noqa: E402
 from handlers.sites import ConfigError, RuleError  # noqa: E402
 
 log = logging.getLogger("web_proxy")
@@ -98,7 +97,7 @@ async def serve(
     if isinstance(level, str) and not explicit_level:
         logging.getLogger().setLevel(level.upper())
     app = make_app(table, options)
-    server = HTTPServer(app, idle_connection_timeout=300)
+    server = make_server(app, options)
     if demo and not address:
         address = "127.0.0.1"  # the demo is for this machine's browser only
     try:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from tornado.httpserver import HTTPServer
 from tornado.routing import Rule
 from tornado.web import Application
 
 from handlers.context import Options, ProxyContext
+from handlers.frontdoor import FrontDoor, Limits
 from handlers.pages import HealthHandler, ShimHandler, SiteListHandler, SiteStatusHandler
 from handlers.proxy import ProxyHandler
 from handlers.sites import BackendSite, ConfigError, SiteTable, build_site_table
 from handlers.upstream import make_client
 from handlers.websocket import WebSocketRelay, WebSocketUpgrade
 
-__all__ = ["BackendSite", "ConfigError", "Options", "ProxyContext", "SiteTable", "make_app"]
+__all__ = [
+    "BackendSite",
+    "ConfigError",
+    "Options",
+    "ProxyContext",
+    "SiteTable",
+    "make_app",
+    "make_server",
+]
 
 
 def make_app(table: SiteTable, options: Options, **settings: object) -> Application:
@@ -38,3 +48,16 @@ def make_app(table: SiteTable, options: Options, **settings: object) -> Applicat
 def build_app_from_settings(forward_list: object, config: object) -> Application:
     """Validate the user's settings and build the application (raises ConfigError)."""
     return make_app(build_site_table(forward_list), Options.from_config(config))
+
+
+def make_server(app: Application, options: Options) -> HTTPServer:
+    """The HTTP server for the proxy application, behind its front door (limits and
+    framing checks, handlers/frontdoor.py). Tornado's own header limit is set well
+    above the front door's, so that an oversized head is answered 431 rather than cut
+    off; past Tornado's, the connection is closed."""
+    limits = Limits(options.max_uri_bytes, options.max_header_bytes, options.max_header_count)
+    return HTTPServer(
+        FrontDoor(app, limits),
+        idle_connection_timeout=options.client_header_timeout,
+        max_header_size=4 * (options.max_header_bytes + options.max_uri_bytes),
+    )

@@ -39,6 +39,12 @@ class Options:
     # A response whose Content-Length is at most this is sent in one write with its
     # headers; longer or open-ended ones are forwarded as they arrive.
     small_body_bytes: int = 64 * 1024
+    # Limits of a request's head (handlers/frontdoor.py), and how long a client may take
+    # to send it.
+    max_uri_bytes: int = 8 * 1024
+    max_header_bytes: int = 32 * 1024
+    max_header_count: int = 100
+    client_header_timeout: float = 60.0
 
     @classmethod
     def from_config(cls, config: object) -> Options:
@@ -51,6 +57,10 @@ class Options:
             rewrite_max_bytes=int(get("rewrite_max_bytes", cls.rewrite_max_bytes)),  # type: ignore[call-overload]
             trusted_proxies=tuple(get("trusted_proxies", cls.trusted_proxies)),  # type: ignore[call-overload]
             max_body_size=int(get("max_body_size", cls.max_body_size)),  # type: ignore[call-overload]
+            max_uri_bytes=int(get("max_uri_bytes", cls.max_uri_bytes)),  # type: ignore[call-overload]
+            max_header_bytes=int(get("max_header_bytes", cls.max_header_bytes)),  # type: ignore[call-overload]
+            max_header_count=int(get("max_header_count", cls.max_header_count)),  # type: ignore[call-overload]
+            client_header_timeout=float(get("client_header_timeout", cls.client_header_timeout)),  # type: ignore[arg-type]
         )
 
 

@@ -6,6 +6,7 @@ than the backend takes it. The response half lives in handlers/response.py.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from asyncio import Future
 
@@ -49,6 +50,8 @@ def _ascii_target(target: str) -> str:
 class ProxyHandler(ResponseRelay, PageHandler):
     SUPPORTED_METHODS = METHODS
     _client_gone = False
+    _relaying = False  # _relay has started: the request body was complete
+    _task: asyncio.Task | None = None  # the task Tornado runs this request in
     _transfer: Transfer | None = None
     _fetch: Future | None = None
     _headers_parser: OnHeaders | None = None
@@ -71,15 +74,29 @@ class ProxyHandler(ResponseRelay, PageHandler):
         self._transfer = None
         self._headers_parser = None
         self._fetch = None
+        self._task = None
 
     def on_connection_close(self) -> None:
         self._client_gone = True
         if self._transfer is not None:
             self._transfer.abort()  # the backend sees its connection closed
+        if not self._relaying and not self._finished:
+            # The client left before its body was whole. Tornado's _execute waits for
+            # the rest of a streamed body for ever (nothing resolves that wait when the
+            # connection closes), so each aborted upload kept its task, handler, request
+            # and connection alive: about 17 KiB for good. End the handler, then cancel
+            # its task, which Tornado handles as "this handler's own task was cancelled".
+            fetch, task = self._fetch, self._task
+            if fetch is not None:
+                fetch.add_done_callback(_consume)  # its failure is expected, not news
+            self._abandon()
+            if task is not None:
+                task.cancel()
 
     # --- the request ----------------------------------------------------------------
 
     def prepare(self) -> None:
+        self._task = asyncio.current_task()
         target = resolve_target(self, self.context)
         if target is None:
             return
@@ -132,9 +149,10 @@ class ProxyHandler(ResponseRelay, PageHandler):
         for name in ("Accept", "User-Agent"):
             if name not in headers:
                 headers[name] = ""
-        # libcurl cannot send a GET with a body, and no server may act on one
-        # (RFC 9110 section 9.3.1): it is read and dropped.
-        upload = has_body and method != "GET"
+        # libcurl cannot send a GET or HEAD with a body (in its upload mode it would send
+        # a PUT: a read turned into a write), and no server may act on one (RFC 9110
+        # sections 9.3.1-2): it is read and dropped.
+        upload = has_body and method not in ("GET", "HEAD")
         self._site = site
         self._target = target
         self._up_status = 0
@@ -205,6 +223,7 @@ class ProxyHandler(ResponseRelay, PageHandler):
 
     async def _relay(self) -> None:
         """Completes the relay; Tornado's handler method for every request method."""
+        self._relaying = True
         transfer, fetch, parser = self._transfer, self._fetch, self._headers_parser
         if transfer is None or fetch is None or parser is None or self._finished:
             return
@@ -225,6 +244,10 @@ class ProxyHandler(ResponseRelay, PageHandler):
         parser.deliver()
         transfer.deliver()
         self._finish_response()
+
+
+def _consume(fetch: Future) -> None:
+    fetch.exception()
 
 
 # Tornado calls the handler method named after the request method, once the body is in.

@@ -21,7 +21,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from handlers import Options, make_app
+from handlers import Options, make_app, make_server
 from handlers.sites import BackendSite, build_site_table
 
 IN_CI = bool(os.environ.get("CI"))
@@ -202,9 +202,10 @@ def _complete(data: bytes) -> bool:
 def start_proxy(lt: LoopThread, forward_list: dict[str, BackendSite], **option_kw: Any) -> Proxy:
     async def start() -> Proxy:
         table = build_site_table(forward_list)
-        app = make_app(table, Options(**option_kw))
+        options = Options(**option_kw)
+        app = make_app(table, options)
         sock = bind_sockets(0, "127.0.0.1")[0]
-        server = HTTPServer(app)
+        server = make_server(app, options)
         server.add_sockets([sock])
         return Proxy(sock.getsockname()[1], server)
 
