@@ -26,7 +26,8 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from handlers import Options, build_site_table, make_app, make_server  # noqa: E402
-from handlers.sites import ConfigError, RuleError  # noqa: E402
+from handlers.options import locate  # noqa: E402
+from handlers.sites import ConfigError, RuleError, SettingError  # noqa: E402
 
 log = logging.getLogger("web_proxy")
 
@@ -38,12 +39,15 @@ def define_options(parser: OptionParser) -> None:
     parser.define("demo", default=False, type=bool, help="serve the built-in demo sites")
 
 
+def settings_path(path: str | None) -> str:
+    """The settings file in use: ``--config``, else the settings.py beside proxy.py."""
+    return os.path.abspath(path) if path else os.path.join(HERE, "settings.py")
+
+
 def load_settings(path: str | None = None) -> ModuleType:
     """Load ``settings.py`` (or the file at ``path``) as a module; a file that fails to
     load becomes one ConfigError naming the file, the line and the reason."""
-    if path is None:
-        path = os.path.join(HERE, "settings.py")
-    path = os.path.abspath(path)
+    path = settings_path(path)
     if not os.path.isfile(path):
         raise ConfigError(f"settings file {path!r} does not exist")
     name = "settings" if path == os.path.join(HERE, "settings.py") else "web_proxy_user_settings"
@@ -88,14 +92,20 @@ async def serve(
 
             demo_sites = start_demo_sites()
             forward_list, demo_servers = demo_sites.forward_list, demo_sites.servers
-        table = build_site_table(forward_list)
+        # Options first: a bad Config value is reported even when the sites are fine.
         options = Options.from_config(settings.config)
+        table = build_site_table(forward_list)
+    except SettingError as exc:
+        path = settings_path(config_path)
+        line = locate(path, exc.setting, exc.site)
+        where = f"{path}, line {line}: " if line else ""
+        print(f"web_proxy: configuration error: {where}{exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"web_proxy: configuration error: {exc}", file=sys.stderr)
         return 2
-    level = getattr(settings.config, "LOGGING_LEVEL", None)
-    if isinstance(level, str) and not explicit_level:
-        logging.getLogger().setLevel(level.upper())
+    if not explicit_level:
+        logging.getLogger().setLevel(options.logging_level)
     app = make_app(table, options)
     server = make_server(app, options)
     if demo and not address:

@@ -6,8 +6,9 @@ from tornado.httpserver import HTTPServer
 from tornado.routing import Rule
 from tornado.web import Application
 
-from handlers.context import Options, ProxyContext
+from handlers.context import ProxyContext
 from handlers.frontdoor import FrontDoor, Limits
+from handlers.options import Options
 from handlers.pages import HealthHandler, ShimHandler, SiteListHandler, SiteStatusHandler
 from handlers.proxy import ProxyHandler
 from handlers.sites import BackendSite, ConfigError, SiteTable, build_site_table

@@ -34,6 +34,16 @@ class ConfigError(ValueError):
     """The configuration cannot be served; the message names the site and the bad value."""
 
 
+class SettingError(ConfigError):
+    """A bad value of one setting: ``setting`` (and ``site``, for a BackendSite keyword)
+    say where to look for it in the user's file (handlers/options.py: locate)."""
+
+    def __init__(self, message: str, setting: str, site: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.site = site
+
+
 @dataclass(frozen=True)
 class BackendSite:
     """One backend, in the original's shape: ``BackendSite(name, url, netloc, filter_rules)``.
@@ -346,17 +356,28 @@ def _validate_site(key: object, backend: object) -> Site:
             raise ConfigError(f"{where}: filter_rules holds {rule!r}, not a SubsFilterRules")
     for attr in ("timeout", "connect_timeout"):
         value = getattr(backend, attr)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ConfigError(
-                f"{where}: {attr} must be a positive number of seconds, not {value!r}"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
+            raise SettingError(
+                f"{where}: {attr}={value!r}: expected a number of seconds above 0, at most 86400",
+                attr,
+                key,
             )
     for attr in ("validate_cert", "auto_rewrite", "prefix_links", "shim", "knows_proxy"):
-        if not isinstance(getattr(backend, attr), bool):
-            raise ConfigError(f"{where}: {attr} must be True or False")
+        value = getattr(backend, attr)
+        if not isinstance(value, bool):
+            raise SettingError(f"{where}: {attr}={value!r}: expected True or False", attr, key)
     if not isinstance(backend.description, str):
-        raise ConfigError(f"{where}: description must be a string, not {backend.description!r}")
-    if backend.charset is not None and codec_name(backend.charset) is None:
-        raise ConfigError(f"{where}: charset {backend.charset!r} is not a known charset")
+        raise SettingError(
+            f"{where}: description={backend.description!r}: expected a string", "description", key
+        )
+    if backend.charset is not None and (
+        not isinstance(backend.charset, str) or codec_name(backend.charset) is None
+    ):
+        raise SettingError(
+            f"{where}: charset={backend.charset!r}: expected a charset name such as 'GBK'",
+            "charset",
+            key,
+        )
     if backend.ca_certs is not None:
         if scheme != "https":
             raise ConfigError(f"{where}: ca_certs is set but url {backend.url!r} is not https")
@@ -392,6 +413,7 @@ __all__ = [
     "ConfigError",
     "Resolution",
     "RuleError",
+    "SettingError",
     "Site",
     "SiteTable",
     "authority_end",

@@ -97,6 +97,48 @@ def test_default_settings_file_loads(tmp_path):
             'from settings import *\nforward_list = {"a": BackendSite("a", "http://10.1.2.3", "10.9.9.9", [])}\n',
             ["site 'a'", "'10.9.9.9'", "does not match"],
         ),
+        # Every Config value and BackendSite keyword has a type and a range: the line
+        # names the setting, the file and line where it was set, the value, and what
+        # was expected.
+        (
+            'from settings import *\nconfig.trusted_proxies = "10.0.0.0/8"\n'
+            'forward_list = {"a": BackendSite("a", "http://x")}\n',
+            ["line 2", "config.trusted_proxies = '10.0.0.0/8'", "expected a list of addresses"],
+        ),
+        (
+            'from settings import *\nconfig.trusted_proxies = ["10.0.0.0/33"]\n'
+            'forward_list = {"a": BackendSite("a", "http://x")}\n',
+            ["line 2", "'10.0.0.0/33' is neither"],
+        ),
+        (
+            'from settings import *\n\nconfig.max_body_size = "10G"\n'
+            'forward_list = {"a": BackendSite("a", "http://x")}\n',
+            ["line 3", "config.max_body_size = '10G'", "expected a whole number"],
+        ),
+        (
+            "from settings import *\nclass Mine(Config):\n    async_http_client_max_clients = 0\n"
+            'config = Mine()\nforward_list = {"a": BackendSite("a", "http://x")}\n',
+            ["line 3", "async_http_client_max_clients = 0", "from 1 to 10,000"],
+        ),
+        (
+            'from settings import *\nconfig.is_to_clear_old_cookies = "no"\n'
+            'forward_list = {"a": BackendSite("a", "http://x")}\n',
+            ["line 2", "expected True or False"],
+        ),
+        (
+            'from settings import *\nconfig.LOGGING_LEVEL = "LOUD"\n'
+            'forward_list = {"a": BackendSite("a", "http://x")}\n',
+            ["line 2", "'LOUD'", "'WARNING'"],
+        ),
+        (
+            'from settings import *\nforward_list = {\n    "a": BackendSite(\n        "a",\n'
+            '        "http://x",\n        timeout="30",\n    )\n}\n',
+            ["line 6", "site 'a'", "timeout='30'", "seconds"],
+        ),
+        (
+            'from settings import *\nforward_list = {"a": BackendSite("a", "http://x", shim=1)}\n',
+            ["line 2", "shim=1", "True or False"],
+        ),
         ("from settings import *\nforward_list = {\n", ["line 2"]),
         ("from settings import *\nforward_list = undefined_name\n", ["line 2", "NameError"]),
         ("forward_list = {}\n", ["defines no 'config'"]),
