@@ -38,6 +38,9 @@ class ProxyContext:
     )
 
     def __post_init__(self) -> None:
+        # Upstream requests started and not yet ended: in flight or in the client's
+        # queue (at most max_clients + upstream_queue; past that, 503).
+        self.upstream_requests = 0
         self.plans: dict[str, SitePlan] = plans_for(self.table)
         self.shim = Shim(self.table)
         nets = []

@@ -90,11 +90,15 @@ class PageMixin:
         reason = self._reason or "Error"
         self.finish(error_html(status_code, reason, "The proxy could not answer this request."))
 
-    def send_error_page(self: Any, status: int, title: str, detail: str) -> None:
+    def send_error_page(
+        self: Any, status: int, title: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.clear()
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
         # Tornado leaves the body out of a HEAD answer and gives the true length.
         self.finish(error_html(status, title, detail))
 

@@ -51,6 +51,7 @@ class ProxyHandler(ResponseRelay, PageHandler):
     SUPPORTED_METHODS = METHODS
     _client_gone = False
     _relaying = False  # _relay has started: the request body was complete
+    _counted = False  # counted in context.upstream_requests
     _task: asyncio.Task | None = None  # the task Tornado runs this request in
     _transfer: Transfer | None = None
     _fetch: Future | None = None
@@ -68,6 +69,9 @@ class ProxyHandler(ResponseRelay, PageHandler):
         return False
 
     def on_finish(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.context.upstream_requests -= 1
         # The transfer and the header parser hold bound methods of this handler: drop
         # them so that the handler is freed now, by reference counting, rather than by
         # a later garbage collection pass (which showed up as latency spikes).
@@ -132,6 +136,26 @@ class ProxyHandler(ResponseRelay, PageHandler):
     def _start_transfer(self, target: Target, has_body: bool, length: int | None) -> None:
         site, context, request = target.site, self.context, self.request
         method = request.method or "GET"
+        options = context.options
+        if context.upstream_requests >= options.max_clients + options.upstream_queue:
+            # Every connection to the backends is busy and the queue is full: a clear
+            # answer now beats an unbounded queue (and memory) and a late timeout.
+            log.warning(
+                "%s: %s %s -> 503 (%d upstream requests in flight or waiting)",
+                site.name,
+                method,
+                request.uri,
+                context.upstream_requests,
+            )
+            self.send_error_page(
+                503,
+                "Busy",
+                "The proxy is handling as many requests as it can. Try again soon.",
+                {"Retry-After": "5"},
+            )
+            return
+        context.upstream_requests += 1
+        self._counted = True
         # Only the user opening a page switches sites: a page's images, scripts and
         # fetches (a favicon from a background tab, say) must not move the other tabs.
         switching = target.via_prefix and target.navigation and target.cookie_site != site.name

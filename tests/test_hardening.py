@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 
 import pytest
@@ -223,3 +224,31 @@ def test_aborted_uploads_leave_memory_flat(tmp_path):
         assert "Traceback" not in (tmp_path / "proxy.log").read_text()
     finally:
         lt.stop()
+
+
+def test_upstream_requests_beyond_the_queue_get_503_with_retry_after(loop_thread):
+    async def slow(h):
+        await asyncio.sleep(1.5)
+        h.finish("late")
+
+    backend = start_backend(loop_thread, "slow", {"/slow": slow})
+    proxy = start_proxy(
+        loop_thread, {"s": BackendSite("s", backend.url)}, max_clients=1, upstream_queue=1
+    )
+    results: list[tuple[int, str | None]] = []
+
+    def fetch() -> None:
+        resp, _ = proxy.request("GET", "/.site.s/slow")
+        results.append((resp.status, resp.getheader("Retry-After")))
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)  # one in flight, one waiting for it
+    fetch()  # the third: the queue is full
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results) == [(200, None), (200, None), (503, "5")]
+    # The count goes back down: the next request goes through.
+    resp, data = proxy.request("GET", "/.site.s/slow")
+    assert (resp.status, data) == (200, b"late")
