@@ -37,13 +37,21 @@ class Config:
     # another site, this expires the old site's fallback copies: its session then no
     # longer rides on unprefixed requests, while its tabs opened by prefix stay logged in.
     is_to_clear_old_cookies = True
-    # How many backend requests run at once per proxy process; more wait in a queue.
+    # How many backend requests run at once per proxy process; up to upstream_queue more
+    # wait for one of them, and past that a request is answered 503 (Retry-After: 5).
     async_http_client_max_clients = 200
+    upstream_queue = 1000
     # Text bodies larger than this are passed on unchanged instead of rewritten.
     rewrite_max_bytes = 8 * 1024 * 1024
     # Request bodies (uploads) larger than this are refused with 413. They are streamed
     # to the backend as they arrive, never held whole.
     max_body_size = 10 * 1024**3
+    # Limits of a request's head: a longer target is answered 414, a larger or fuller
+    # header block 431. A client gets client_header_timeout seconds to send its head.
+    max_uri_bytes = 8 * 1024
+    max_header_bytes = 32 * 1024
+    max_header_count = 100
+    client_header_timeout = 60
     # Addresses of proxies in front of this one (nginx) whose X-Forwarded-For,
     # X-Forwarded-Proto, X-Forwarded-Host and X-Real-IP are believed and appended to.
     trusted_proxies = ("127.0.0.1", "::1")

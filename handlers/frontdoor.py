@@ -34,6 +34,7 @@ from tornado.httputil import (
     ResponseStartLine,
 )
 
+from handlers.headers import ends_connection
 from handlers.pages import error_html
 
 log = logging.getLogger(__name__)
@@ -78,15 +79,6 @@ def refusal(
     return None
 
 
-def ends_connection(start_line: RequestStartLine, headers: HTTPHeaders) -> bool:
-    """Whether this request is the last one its connection carries (RFC 9112 section
-    9.3)."""
-    tokens = {t.strip().lower() for v in headers.get_list("Connection") for t in v.split(",")}
-    if start_line.version == "HTTP/1.1":
-        return "close" in tokens
-    return "keep-alive" not in tokens
-
-
 class FrontDoor(HTTPServerConnectionDelegate):
     """Wraps the application: ``HTTPServer(FrontDoor(app, limits))``."""
 
@@ -126,7 +118,7 @@ class _Checked(HTTPMessageDelegate):
             log.warning("%s %s after the connection's last request: dropped",
                         start_line.method, start_line.path[:200])  # fmt: skip
             return None
-        if ends_connection(start_line, headers):
+        if ends_connection(start_line.version, headers):
             door._ended.add(self.server_conn)
         refused = refusal(start_line, headers, door.limits)
         if refused is not None:
@@ -170,4 +162,4 @@ class _Checked(HTTPMessageDelegate):
             self.inner.on_connection_close()
 
 
-__all__ = ["FrontDoor", "Limits", "ends_connection", "refusal"]
+__all__ = ["FrontDoor", "Limits", "refusal"]

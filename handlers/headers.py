@@ -54,6 +54,17 @@ def _connection_tokens(values: Iterable[str]) -> frozenset[str]:
     return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
 
 
+def ends_connection(version: str, headers: HTTPHeaders) -> bool:
+    """Whether this request is the last one its connection carries (RFC 9112 section
+    9.3): its Connection field lists ``close`` among its tokens (Tornado looks for the
+    whole value ``close`` only, so "Upgrade, close" kept the connection open), or it is
+    HTTP/1.0 without keep-alive."""
+    tokens = {t.strip().lower() for v in headers.get_list("Connection") for t in v.split(",")}
+    if version == "HTTP/1.1":
+        return "close" in tokens
+    return "keep-alive" not in tokens
+
+
 def cookie_value(cookie_header: str | None, name: str = SITE_COOKIE) -> str | None:
     """The value of cookie ``name`` in a Cookie request header (the last one wins, as in
     most frameworks); None when absent."""

@@ -10,7 +10,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.web import RequestHandler
 
 from handlers.context import ProxyContext
-from handlers.headers import cookie_value
+from handlers.headers import cookie_value, ends_connection
 from handlers.sites import PROXY_PAGES, SITE_PREFIX, SiteTable
 
 # The pages carry their style inline: they must work offline and with no other route.
@@ -89,6 +89,16 @@ class PageMixin:
         self.set_header("Cache-Control", "no-store")
         reason = self._reason or "Error"
         self.finish(error_html(status_code, reason, "The proxy could not answer this request."))
+
+    def finish(self: Any, chunk: Any = None) -> Any:
+        done = super().finish(chunk)  # type: ignore[misc]
+        request = self.request
+        if ends_connection(request.version, request.headers):
+            # The client asked for this to be the last response: close once it is sent,
+            # whatever Tornado made of the Connection field.
+            connection = request.connection
+            done.add_done_callback(lambda _: connection.close())
+        return done
 
     def send_error_page(
         self: Any, status: int, title: str, detail: str, headers: dict[str, str] | None = None

@@ -252,3 +252,18 @@ def test_upstream_requests_beyond_the_queue_get_503_with_retry_after(loop_thread
     # The count goes back down: the next request goes through.
     resp, data = proxy.request("GET", "/.site.s/slow")
     assert (resp.status, data) == (200, b"late")
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [b"Connection: Upgrade\r\nConnection: close\r\n", b"Connection: keep-alive, close\r\n"],
+)
+def test_close_among_other_connection_tokens_closes_after_the_answer(stack, connection):
+    """Found by tests/test_fuzz.py: Tornado closes only for the exact value "close", so
+    these kept the connection open after the answer, until the idle timeout."""
+    with socket.create_connection(("127.0.0.1", stack["proxy"].port), timeout=3) as sock:
+        sock.sendall(b"GET /.site.a/ HTTP/1.1\r\nHost: p\r\n" + connection + b"\r\n")
+        data = b""
+        while chunk := sock.recv(65536):  # a TimeoutError here: the connection stayed open
+            data += chunk
+    assert status(data) == 200
