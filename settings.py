@@ -47,11 +47,13 @@ class Config:
     # to the backend as they arrive, never held whole.
     max_body_size = 10 * 1024**3
     # Limits of a request's head: a longer target is answered 414, a larger or fuller
-    # header block 431. A client gets client_header_timeout seconds to send its head.
+    # header block 431. A client gets client_header_timeout seconds to send its head, and
+    # its body may stop arriving for client_body_timeout seconds before it is answered 408.
     max_uri_bytes = 8 * 1024
     max_header_bytes = 32 * 1024
     max_header_count = 100
     client_header_timeout = 60
+    client_body_timeout = 60
     # Addresses of proxies in front of this one (nginx) whose X-Forwarded-For,
     # X-Forwarded-Proto, X-Forwarded-Host and X-Real-IP are believed and appended to.
     trusted_proxies = ("127.0.0.1", "::1")

@@ -90,6 +90,7 @@ SPECS = (
     Spec("max_header_bytes", "max_header_bytes", 32 * KiB, _integer(1 * KiB, 1 * MiB)),
     Spec("max_header_count", "max_header_count", 100, _integer(10, 10_000)),
     Spec("client_header_timeout", "client_header_timeout", 60.0, _seconds(0, 3600)),
+    Spec("client_body_timeout", "client_body_timeout", 60.0, _seconds(0, 3600)),
     Spec("LOGGING_LEVEL", "logging_level", "INFO", _level),
     Spec("DEBUG", "debug", False, _bool),
 )
@@ -116,6 +117,8 @@ class Options:
     max_header_bytes: int = 32 * KiB
     max_header_count: int = 100
     client_header_timeout: float = 60.0
+    # Seconds a request body may stop arriving (the backend holding it back aside).
+    client_body_timeout: float = 60.0
     logging_level: str = "INFO"
     debug: bool = False
 

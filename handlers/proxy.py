@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from asyncio import Future
 
 import pycurl
 from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.ioloop import IOLoop
 from tornado.web import stream_request_body
 
 from filters.pipeline import BodyRewriter
@@ -53,6 +55,11 @@ class ProxyHandler(ResponseRelay, PageHandler):
     _relaying = False  # _relay has started: the request body was complete
     _counted = False  # counted in context.upstream_requests
     _task: asyncio.Task | None = None  # the task Tornado runs this request in
+    # The body's idle timer: when it last brought bytes, and whether the backend is
+    # holding it back (the upload queue is full).
+    _body_timer: object | None = None
+    _last_body = 0.0
+    _feeding: Future | None = None
     _transfer: Transfer | None = None
     _fetch: Future | None = None
     _headers_parser: OnHeaders | None = None
@@ -79,23 +86,57 @@ class ProxyHandler(ResponseRelay, PageHandler):
         self._headers_parser = None
         self._fetch = None
         self._task = None
+        self._feeding = None
+        if self._body_timer is not None:
+            IOLoop.current().remove_timeout(self._body_timer)
+            self._body_timer = None
 
     def on_connection_close(self) -> None:
         self._client_gone = True
         if self._transfer is not None:
             self._transfer.abort()  # the backend sees its connection closed
         if not self._relaying and not self._finished:
-            # The client left before its body was whole. Tornado's _execute waits for
-            # the rest of a streamed body for ever (nothing resolves that wait when the
-            # connection closes), so each aborted upload kept its task, handler, request
-            # and connection alive: about 17 KiB for good. End the handler, then cancel
-            # its task, which Tornado handles as "this handler's own task was cancelled".
-            fetch, task = self._fetch, self._task
-            if fetch is not None:
-                fetch.add_done_callback(_consume)  # its failure is expected, not news
+            self._end_before_the_body()
+
+    def _end_before_the_body(self, status: int | None = None) -> None:
+        """End this request before its body was whole (the client left, or stalled):
+        answer ``status`` if the response has not started, else close the connection.
+
+        Tornado's _execute waits for the rest of a streamed body for ever (nothing
+        resolves that wait when the connection closes), so each aborted upload kept its
+        task, handler, request and connection alive: about 17 KiB for good. The handler
+        ends itself, then cancels its task, which Tornado handles as "this handler's
+        own task was cancelled"."""
+        fetch, task = self._fetch, self._task
+        if self._transfer is not None:
+            self._transfer.abort()
+        if fetch is not None:
+            fetch.add_done_callback(_consume)  # its failure is expected, not news
+        if status == 408 and not self._client_gone and not self._started:
+            self.send_error_page(
+                408, "Request Timeout", "The request body stopped arriving before it was whole."
+            )
+        else:
             self._abandon()
-            if task is not None:
-                task.cancel()
+        if task is not None:
+            task.cancel()
+
+    def _watch_body(self) -> None:
+        """While the body is being read: a client silent for client_body_timeout seconds
+        (not counting the time the backend holds it back) is answered 408."""
+        if self._relaying or self._finished:
+            return
+        timeout = self.context.options.client_body_timeout
+        waited = time.monotonic() - self._last_body
+        held = self._feeding is not None and not self._feeding.done()
+        if waited < timeout or held:
+            delay = timeout - waited if not held else timeout
+            self._body_timer = IOLoop.current().call_later(max(delay, 0.05), self._watch_body)
+            return
+        log.warning(
+            "%s %s: no body bytes for %.0f s: 408", self.request.method, self.request.uri, waited
+        )
+        self._end_before_the_body(408)
 
     # --- the request ----------------------------------------------------------------
 
@@ -120,6 +161,9 @@ class ProxyHandler(ResponseRelay, PageHandler):
         # _relay, which Tornado calls once the body is in. (Awaiting the relay here
         # would also keep Tornado from noticing that the client has gone.)
         self._start_transfer(target, has_body, length)
+        if has_body and self._transfer is not None:
+            self._last_body = time.monotonic()
+            self._watch_body()
 
     def _refuse_body(self, length: int) -> None:
         limit = self.context.options.max_body_size
@@ -219,7 +263,11 @@ class ProxyHandler(ResponseRelay, PageHandler):
             if not self._started:
                 self._refuse_body(self._received)
             return None
-        return transfer.feed(chunk) if transfer.upload else None
+        self._last_body = time.monotonic()
+        if not transfer.upload:
+            return None
+        self._feeding = transfer.feed(chunk)
+        return self._feeding
 
     def _prepare_curl(self, curl: pycurl.Curl) -> None:
         # Tornado resets each pooled handle after use, so these apply per request.

@@ -267,3 +267,39 @@ def test_close_among_other_connection_tokens_closes_after_the_answer(stack, conn
         while chunk := sock.recv(65536):  # a TimeoutError here: the connection stayed open
             data += chunk
     assert status(data) == 200
+
+
+def test_a_stalled_body_is_answered_408_and_a_slow_one_is_not(loop_thread):
+    counts = {"started": 0, "complete": 0, "bytes": 0}
+
+    async def start_counting():
+        from tornado.httpserver import HTTPServer
+        from tornado.netutil import bind_sockets
+
+        sock = bind_sockets(0, "127.0.0.1")[0]
+        HTTPServer(Application([(r".*", Counting, {"counts": counts})])).add_sockets([sock])
+        return sock.getsockname()[1]
+
+    port = loop_thread.run(start_counting())
+    proxy = start_proxy(
+        loop_thread, {"c": BackendSite("c", f"http://127.0.0.1:{port}")}, client_body_timeout=1
+    )
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /.site.c/ HTTP/1.1\r\nHost: p\r\nContent-Length: 100\r\n\r\n" + b"x" * 10
+        )
+        started = time.monotonic()
+        answer = sock.recv(65536)
+        assert status(answer) == 408
+        assert 0.9 < time.monotonic() - started < 4
+        assert sock.recv(65536) == b""  # and the connection is closed
+    time.sleep(0.3)
+    assert counts["complete"] == 0  # the backend never saw it whole
+    # A body that keeps coming, slowly, is not cut off.
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        sock.sendall(b"POST /.site.c/ HTTP/1.1\r\nHost: p\r\nContent-Length: 6\r\n\r\n")
+        for _ in range(6):
+            time.sleep(0.5)
+            sock.sendall(b"x")
+        assert status(sock.recv(65536)) == 200
+    assert counts["complete"] == 1
