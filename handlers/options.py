@@ -160,11 +160,12 @@ def locate(path: str, setting: str, site: str | None = None) -> int | None:
                 keyword = next((k for k in node.keywords if k.arg == setting), None)
                 return (keyword or node).lineno
             continue
-        targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
             targets = node.targets
         elif isinstance(node, ast.AnnAssign | ast.AugAssign):
             targets = [node.target]
+        else:
+            continue
         for target in targets:
             name = getattr(target, "id", None) or getattr(target, "attr", None)
             if name == setting and (found is None or node.lineno > found):
