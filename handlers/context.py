@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from filters.links import Origin
 from filters.pipeline import SitePlan, build_plans
 from handlers.options import Options
+from handlers.routing import Resolution, resolve
 from handlers.shim import Shim
-from handlers.sites import Resolution, SiteTable, resolve
+from handlers.sites import SiteTable
 from handlers.upstream import RelayClient
 
 log = logging.getLogger(__name__)

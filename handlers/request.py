@@ -10,7 +10,8 @@ from tornado.web import RequestHandler
 from handlers.context import ProxyContext
 from handlers.headers import cookie_value, upstream_headers
 from handlers.pages import site_list_html
-from handlers.sites import SITE_PREFIX, Site, is_navigation, referer_site
+from handlers.routing import is_navigation, referer_site
+from handlers.sites import SITE_PREFIX, Site
 
 _BAD_TARGET = re.compile(r"[#\x00-\x20\x7f]")
 

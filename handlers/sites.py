@@ -1,7 +1,6 @@
-"""The site table: declared backends, their validation, and which one a request names.
+"""The site table: declared backends, their validation, and the origins they answer to.
 
-Everything here is pure (no sockets), so that the security-relevant decision -- which
-backend may this request reach? -- is small and unit-tested on its own.
+Everything here is pure (no sockets). Which site a request names is handlers/routing.py.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from filters.charsets import codec_name
 from filters.rules import RuleError, SubsFilterRules
@@ -205,88 +203,6 @@ def _split_hostport(authority: str) -> tuple[str | None, int | None]:
     return host.lower(), None
 
 
-class Resolution(NamedTuple):
-    """Which site a request names, and how.
-
-    ``site`` is None when none applies; ``name`` is what the request asked for (for the
-    error page); ``rest`` is the path+query to send upstream; ``via`` says what chose
-    the site: ``"prefix"`` (``/.site.<name>/``), ``"referer"`` (an unprefixed request
-    made by a page under a prefix), ``"cookie"`` (the ``.site`` cookie) or ``"none"``.
-    """
-
-    site: Site | None
-    name: str | None
-    rest: str
-    via: str
-
-    @property
-    def via_prefix(self) -> bool:
-        return self.via == "prefix"
-
-
-def split_prefixed(path: str) -> tuple[str, str] | None:
-    """``/.site.<name>/rest`` -> (name, "/rest"); None without the prefix."""
-    if not path.startswith(SITE_PREFIX):
-        return None
-    after = path[len(SITE_PREFIX) :]
-    cut = authority_end(after)
-    name, rest = after[:cut], after[cut:]
-    return name, rest if rest.startswith("/") else "/" + rest
-
-
-def referer_site(referer: str | None, host: str | None) -> str | None:
-    """The site name in the path of a same-host ``Referer`` (``http://proxy/.site.a/p``
-    -> ``"a"``); None for any other referrer. A page of site a that asks for ``/x``
-    means a's ``/x``, whatever the ``.site`` cookie says now (another tab may have
-    switched it)."""
-    if not referer or not host:
-        return None
-    scheme, sep, rest = referer.partition("://")
-    if not sep or scheme.lower() not in _DEFAULT_PORTS:
-        return None
-    authority, slash, path = rest.partition("/")
-    if not slash or authority.lower() != host.lower():
-        return None
-    found = split_prefixed("/" + path)
-    return found[0] if found else None
-
-
-def resolve(
-    uri: str, cookie_site: str | None, table: SiteTable, referer_name: str | None = None
-) -> Resolution:
-    """Name the backend for a request URI (as sent, starting with ``/``), given the
-    site named by its same-host Referer (see ``referer_site``) and the value of its
-    ``.site`` cookie. Only names in ``table`` ever resolve: the URI, the Referer and the
-    cookie choose among configured sites, never an address."""
-    found = split_prefixed(uri)
-    if found is not None:
-        name, rest = found
-        return Resolution(table.get(name), name, rest, "prefix")
-    site = table.get(referer_name)
-    if site is not None:
-        return Resolution(site, referer_name, uri, "referer")
-    site = table.get(cookie_site)
-    return Resolution(site, cookie_site, uri, "cookie" if site is not None else "none")
-
-
-def is_navigation(headers: Mapping[str, str]) -> bool:
-    """Is this request a top-level document navigation (the user opening a page), as
-    opposed to a page's image, script, fetch or frame? Only those switch the ``.site``
-    cookie.
-
-    Browsers say so in ``Sec-Fetch-Mode``/``Sec-Fetch-Dest``, but only to origins they
-    deem trustworthy (https, or localhost). Without those fields: a request that asks
-    for HTML first (as every browser navigation does), or one that names no referring
-    page (a typed URL, or a tool such as curl) counts as a navigation; a subresource of
-    a page names the page.
-    """
-    mode = headers.get("Sec-Fetch-Mode")
-    if mode is not None:
-        return mode == "navigate" and headers.get("Sec-Fetch-Dest", "document") == "document"
-    accept = headers.get("Accept", "")
-    return "text/html" in accept or "application/xhtml+xml" in accept or "Referer" not in headers
-
-
 def build_site_table(forward_list: object) -> SiteTable:
     """Validate the user's ``forward_list`` and build the table, or raise ConfigError."""
     if not isinstance(forward_list, Mapping):
@@ -411,16 +327,11 @@ def _validate_site(key: object, backend: object) -> Site:
 __all__ = [
     "BackendSite",
     "ConfigError",
-    "Resolution",
     "RuleError",
     "SettingError",
     "Site",
     "SiteTable",
     "authority_end",
     "build_site_table",
-    "is_navigation",
-    "referer_site",
-    "resolve",
-    "split_prefixed",
     "twin_origin",
 ]

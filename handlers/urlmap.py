@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 
-from handlers.sites import PROXY_PAGES, SITE_PREFIX, Site, SiteTable, authority_end, split_prefixed
+from handlers.routing import split_prefixed
+from handlers.sites import PROXY_PAGES, SITE_PREFIX, Site, SiteTable, authority_end
 
 _WEB_SCHEMES = ("http", "https")
 

@@ -3,14 +3,8 @@
 import pytest
 
 from filters.rules import RuleError, SubsFilterRules
-from handlers.sites import (
-    BackendSite,
-    ConfigError,
-    build_site_table,
-    is_navigation,
-    referer_site,
-    resolve,
-)
+from handlers.routing import is_navigation, referer_site, resolve
+from handlers.sites import BackendSite, ConfigError, build_site_table
 
 TABLE = build_site_table(
     {
