@@ -303,3 +303,14 @@ def test_a_stalled_body_is_answered_408_and_a_slow_one_is_not(loop_thread):
             sock.sendall(b"x")
         assert status(sock.recv(65536)) == 200
     assert counts["complete"] == 1
+
+
+def test_a_client_that_never_finishes_its_head_is_cut_off(loop_thread):
+    backend = start_backend(loop_thread, "h")
+    proxy = start_proxy(loop_thread, {"h": BackendSite("h", backend.url)}, client_header_timeout=1)
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(b"GET /.site.h/ HTTP/1.1\r\nHost: p\r\nX-Slow: ")  # and nothing more
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # closed (a TimeoutError: it was not)
+        assert time.monotonic() - started < 3
+    assert backend.seen == []
