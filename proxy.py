@@ -26,7 +26,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from handlers import Options, build_site_table, make_app, make_server  # noqa: E402
-from handlers.options import locate  # noqa: E402
+from handlers.options import check_sites, locate  # noqa: E402
 from handlers.sites import ConfigError, RuleError, SettingError  # noqa: E402
 
 log = logging.getLogger("web_proxy")
@@ -37,6 +37,13 @@ def define_options(parser: OptionParser) -> None:
     parser.define("address", default="", help="address to listen on (default: all interfaces)")
     parser.define("config", default=None, help="settings file to load instead of settings.py")
     parser.define("demo", default=False, type=bool, help="serve the built-in demo sites")
+    parser.define(
+        "hash_password",
+        default=False,
+        type=bool,
+        help="read a password (typed, or one line of standard input) and print the hash"
+        " to put in config.users",
+    )
 
 
 def settings_path(path: str | None) -> str:
@@ -95,6 +102,7 @@ async def serve(
         # Options first: a bad Config value is reported even when the sites are fine.
         options = Options.from_config(settings.config)
         table = build_site_table(forward_list)
+        check_sites(table, options)
     except SettingError as exc:
         path = settings_path(config_path)
         line = locate(path, exc.setting, exc.site)
@@ -138,6 +146,25 @@ async def serve(
     return 0
 
 
+def print_password_hash() -> int:
+    import getpass
+
+    from handlers.login import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("web_proxy: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("web_proxy: an empty password", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OptionParser()
     define_options(parser)
@@ -151,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # tornado.options.Error: unknown or malformed option
         print(f"web_proxy: {exc}", file=sys.stderr)
         return 2
+    if parser.hash_password:
+        return print_password_hash()
     explicit_level = any(a.startswith("--logging") for a in argv[1:])
     return asyncio.run(
         serve(parser.port, parser.address, parser.config, parser.demo, explicit_level)

@@ -8,6 +8,7 @@ from tornado.web import Application
 
 from handlers.context import ProxyContext
 from handlers.frontdoor import FrontDoor, Limits
+from handlers.login import LoginHandler, LogoutHandler
 from handlers.options import Options
 from handlers.pages import HealthHandler, ShimHandler, SiteListHandler, SiteStatusHandler
 from handlers.proxy import ProxyHandler
@@ -37,6 +38,8 @@ def make_app(table: SiteTable, options: Options, **settings: object) -> Applicat
             (r"/\.proxy/?", SiteListHandler, args),
             (r"/\.proxy/health", HealthHandler, args),
             (r"/\.proxy/shim\.js", ShimHandler, args),
+            (r"/\.proxy/login", LoginHandler, args),
+            (r"/\.proxy/logout", LogoutHandler, args),
             (r"/\.proxy/status/([^/]+)", SiteStatusHandler, args),
             (r".*", ProxyHandler, args),
         ],

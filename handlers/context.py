@@ -8,12 +8,28 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 
+from tornado.httputil import HTTPServerRequest
+
 from filters.links import Origin
 from filters.pipeline import SitePlan, build_plans
+from handlers.access import (
+    ALLOWED,
+    LOGIN,
+    REFUSED,
+    SESSION_COOKIE,
+    Decision,
+    Sessions,
+    Throttle,
+    client_ip,
+    in_networks,
+    networks,
+    path_allowed,
+)
+from handlers.headers import cookie_value
 from handlers.options import Options
 from handlers.routing import Resolution, resolve
 from handlers.shim import Shim
-from handlers.sites import SiteTable
+from handlers.sites import Site, SiteTable
 from handlers.upstream import RelayClient
 
 log = logging.getLogger(__name__)
@@ -52,6 +68,40 @@ class ProxyContext:
                 log.warning("trusted_proxies: %r is not an address or network; ignored", entry)
         self._trusted_nets = tuple(nets)
         self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
+        self.client_networks = networks(self.options.client_allow)
+        secret = self.options.cookie_secret
+        self.sessions = (
+            Sessions(secret, self.options.session_seconds)
+            if self.options.users and secret
+            else None
+        )
+        self.throttle = Throttle()
+
+    def client_ip(self, request: HTTPServerRequest) -> str:
+        return client_ip(request.remote_ip or "", request.headers, self.is_trusted)
+
+    def user(self, request: HTTPServerRequest) -> str | None:
+        """The logged-in user (None: nobody, or the login is off)."""
+        if self.sessions is None:
+            return None
+        return self.sessions.user(cookie_value(request.headers.get("Cookie"), SESSION_COOKIE))
+
+    def may_open(self, site: Site, ip: str, user: str | None) -> Decision:
+        """Whether a client (its address, its user) may open ``site`` at all."""
+        if not in_networks(ip, self.client_networks) or not in_networks(ip, site.client_allow):
+            return REFUSED
+        if self.sessions is not None:
+            if user is None:
+                return LOGIN
+            if site.users is not None and user not in site.users:
+                return REFUSED
+        return ALLOWED
+
+    def decide(self, site: Site, ip: str, user: str | None, path_and_query: str) -> Decision:
+        decision = self.may_open(site, ip, user)
+        if decision.allowed and not path_allowed(path_and_query, site.allow, site.deny):
+            return REFUSED
+        return decision
 
     def resolve(
         self, uri: str, cookie_site: str | None, referer_name: str | None = None

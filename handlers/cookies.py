@@ -28,6 +28,10 @@ from collections.abc import Collection
 from handlers.sites import SITE_COOKIE, SITE_PREFIX
 
 FALLBACK_PREFIX = SITE_COOKIE + "~"
+# The proxy's own cookies (the login's session): never sent to a backend, and never
+# settable by one (a backend's cookie of such a name gets only its fallback copy, whose
+# name the proxy does not read).
+PROXY_COOKIES = ".proxy"
 _EXPIRED = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 
 
@@ -73,7 +77,7 @@ def cookies_for_site(cookie_header: str | None, site: str) -> str | None:
     names: set[str] = set()
     fallback: list[tuple[str, str]] = []
     for name, value in _pairs(cookie_header):
-        if name == SITE_COOKIE:
+        if name == SITE_COOKIE or name.startswith(PROXY_COOKIES):
             continue
         owner = _owner(name)
         if owner is not None:
@@ -100,7 +104,7 @@ def expire_fallback_copies(cookie_header: str | None, site: str) -> list[str]:
 
 
 def _reserved(name: str) -> bool:
-    return name == SITE_COOKIE or name.startswith(FALLBACK_PREFIX)
+    return name == SITE_COOKIE or name.startswith((FALLBACK_PREFIX, PROXY_COOKIES))
 
 
 def scope_set_cookie(

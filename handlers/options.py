@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import ast
 import ipaddress
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from handlers.sites import SettingError
+from handlers.sites import SettingError, Site
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 
@@ -70,6 +70,29 @@ def _networks(value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _users(value: object) -> dict[str, str]:
+    expected = (
+        'a dict of user name -> password hash, e.g. {"alice": "$argon2id$..."}'
+        " (make one with: python proxy.py --hash-password)"
+    )
+    if not isinstance(value, dict):
+        raise ValueError(expected)
+    for name, hashed in value.items():
+        if not isinstance(name, str) or not name or not isinstance(hashed, str):
+            raise ValueError(expected)
+        if not hashed.startswith("$argon2"):
+            raise ValueError(f"{expected}; the hash of {name!r} is not an argon2 hash")
+    return dict(value)
+
+
+def _secret(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) < 16:
+        raise ValueError("a random string of at least 16 characters (or None)")
+    return value
+
+
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -91,6 +114,10 @@ SPECS = (
     Spec("max_header_count", "max_header_count", 100, _integer(10, 10_000)),
     Spec("client_header_timeout", "client_header_timeout", 60.0, _seconds(0, 3600)),
     Spec("client_body_timeout", "client_body_timeout", 60.0, _seconds(0, 3600)),
+    Spec("client_allow", "client_allow", (), _networks),
+    Spec("users", "users", {}, _users),
+    Spec("cookie_secret", "cookie_secret", None, _secret),
+    Spec("session_seconds", "session_seconds", 8 * 3600, _integer(60, 30 * 86400)),
     Spec("LOGGING_LEVEL", "logging_level", "INFO", _level),
     Spec("DEBUG", "debug", False, _bool),
 )
@@ -119,6 +146,12 @@ class Options:
     client_header_timeout: float = 60.0
     # Seconds a request body may stop arriving (the backend holding it back aside).
     client_body_timeout: float = 60.0
+    # Who may come in (handlers/access.py): client networks for the whole proxy, and
+    # the optional login.
+    client_allow: tuple[str, ...] = ()
+    users: Mapping[str, str] = field(default_factory=dict)
+    cookie_secret: str | None = None
+    session_seconds: int = 8 * 3600
     logging_level: str = "INFO"
     debug: bool = False
 
@@ -134,7 +167,33 @@ class Options:
                 raise SettingError(
                     f"config.{spec.name} = {value!r}: expected {exc}", spec.name
                 ) from None
+        if values["users"] and values["cookie_secret"] is None:
+            raise SettingError(
+                "config.cookie_secret is not set: a login (config.users) needs a random"
+                " string of at least 16 characters, the same on every instance, to sign"
+                " its sessions",
+                "users",
+            )
         return cls(**values)
+
+
+def check_sites(table: Iterable[Site], options: Options) -> None:
+    """What the sites ask of the options: their ``users`` must be users of the login."""
+    for site in table:
+        if site.users is None:
+            continue
+        if not options.users:
+            raise SettingError(
+                f"site {site.name!r}: users={sorted(site.users)!r}: expected config.users to"
+                " define them (the login is off)",
+                "users",
+                site.name,
+            )
+        unknown = sorted(site.users - set(options.users))
+        if unknown:
+            raise SettingError(
+                f"site {site.name!r}: users: {unknown!r} not in config.users", "users", site.name
+            )
 
 
 def locate(path: str, setting: str, site: str | None = None) -> int | None:
@@ -173,4 +232,4 @@ def locate(path: str, setting: str, site: str | None = None) -> int | None:
     return found
 
 
-__all__ = ["SPECS", "Options", "SettingError", "Spec", "locate"]
+__all__ = ["SPECS", "Options", "SettingError", "Spec", "check_sites", "locate"]

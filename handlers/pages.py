@@ -42,9 +42,21 @@ document.querySelectorAll("[data-site]").forEach(function (row) {
 """
 
 
-def site_list_html(table: SiteTable, current: str | None) -> str:
+LOGIN_PATH = PROXY_PAGES + "login"
+LOGOUT_PATH = PROXY_PAGES + "logout"
+
+
+def site_list_html(
+    table: SiteTable,
+    current: str | None,
+    visible: set[str] | None = None,
+    user: str | None = None,
+) -> str:
+    """The site list: the sites in ``visible`` (all when None), and who is logged in."""
     items = []
     for site in table:
+        if visible is not None and site.name not in visible:
+            continue
         name = escape(site.name)
         mark = '<span class="current">current</span>' if site.name == current else ""
         about = (
@@ -61,13 +73,35 @@ def site_list_html(table: SiteTable, current: str | None) -> str:
         if current in table.by_name
         else "Open a site to browse it through the proxy."
     )
+    if not items:
+        chosen = "There is no site here that you may open."
+    who = (
+        f'<form class=who method=post action="{LOGOUT_PATH}">Logged in as '
+        f"<b id=user>{escape(user)}</b> <button>Log out</button></form>"
+        if user
+        else ""
+    )
     return render_page(
         "web_proxy: sites",
-        "<h1>Sites behind this proxy</h1>"
+        f"{who}<h1>Sites behind this proxy</h1>"
         f"<p class=sub>{chosen}</p>"
         f'<ul class="sites">{"".join(items)}</ul>'
         f"<script>{_HEALTH_SCRIPT}</script>",
     )
+
+
+def show_site_list(handler: Any, context: ProxyContext, current: str | None) -> None:
+    """The site list, with only the sites this client may open; with the login on and
+    nobody logged in, the login page instead."""
+    request = handler.request
+    ip, user = context.client_ip(request), context.user(request)
+    decisions = {site.name: context.may_open(site, ip, user) for site in context.table}
+    if any(d.login for d in decisions.values()):
+        handler.redirect(LOGIN_PATH)
+        return
+    visible = {name for name, d in decisions.items() if d.allowed}
+    handler.set_header("Cache-Control", "no-store")
+    handler.finish(site_list_html(context.table, current, visible, user))
 
 
 def error_html(status: int, title: str, detail: str) -> str:
@@ -119,9 +153,7 @@ class PageHandler(PageMixin, RequestHandler):
 
 class SiteListHandler(PageHandler):
     def get(self) -> None:
-        current = cookie_value(self.request.headers.get("Cookie"))
-        self.set_header("Cache-Control", "no-store")
-        self.finish(site_list_html(self.context.table, current))
+        show_site_list(self, self.context, cookie_value(self.request.headers.get("Cookie")))
 
     head = get
 
@@ -164,7 +196,14 @@ class SiteStatusHandler(PageHandler):
     async def get(self, name: str) -> None:
         site = self.context.table.get(name)
         self.set_header("Cache-Control", "no-store")
-        if site is None:
+        request = self.request
+        if (
+            site is not None
+            and not self.context.may_open(
+                site, self.context.client_ip(request), self.context.user(request)
+            ).allowed
+        ):
+            site = None  # a site this client may not open is not there for it
             self.send_error_page(404, "Unknown site", f"No site named {name!r} is configured.")
             return
         request = HTTPRequest(

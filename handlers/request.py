@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import urllib.parse
 from typing import NamedTuple
 
 from tornado.web import RequestHandler
 
 from handlers.context import ProxyContext
 from handlers.headers import cookie_value, upstream_headers
-from handlers.pages import site_list_html
+from handlers.pages import LOGIN_PATH, show_site_list
 from handlers.routing import is_navigation, referer_site
 from handlers.sites import SITE_PREFIX, Site
 
+log = logging.getLogger(__name__)
 _BAD_TARGET = re.compile(r"[#\x00-\x20\x7f]")
 
 
@@ -35,7 +38,7 @@ def client_is_secure(handler: RequestHandler, context: ProxyContext) -> bool:
     request = handler.request
     if request.protocol == "https":
         return True
-    forwarded = request.headers.get("X-Forwarded-Proto")
+    forwarded = request.headers.get("X-Forwarded-Proto") or request.headers.get("X-Scheme")
     if forwarded and context.is_trusted(request.remote_ip or ""):
         return forwarded.split(",")[0].strip().lower() == "https"
     return False
@@ -71,8 +74,7 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
     site = resolution.site
     if site is None:
         if not resolution.via_prefix and cookie_site is None and request.path == "/":
-            handler.set_header("Cache-Control", "no-store")
-            handler.finish(site_list_html(context.table, None))
+            show_site_list(handler, context, None)
             return None
         detail = (
             f"No site named {resolution.name!r} is configured on this proxy."
@@ -80,6 +82,12 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
             else "Choose a site to open."
         )
         handler.send_error_page(404, "Unknown site", detail)  # type: ignore[attr-defined]
+        return None
+    decision = context.decide(
+        site, context.client_ip(request), context.user(request), resolution.rest
+    )
+    if not decision.allowed:
+        refuse(handler, decision.login)
         return None
     if resolution.via_prefix and not uri.startswith(f"{SITE_PREFIX}{site.name}/"):
         # "/.site.name" or "/.site.name?x": the page's relative links need the slash.
@@ -100,6 +108,24 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
         navigation,
         client_is_secure(handler, context),
     )
+
+
+def refuse(handler: RequestHandler, login: bool) -> None:
+    """Refuse a request the access rules do not let through (handlers/access.py). The page
+    says nothing of the path, and nothing was asked of the backend."""
+    request = handler.request
+    log.warning("%s %s from %s: refused%s", request.method, request.uri,
+                request.remote_ip, " (not logged in)" if login else "")  # fmt: skip
+    if not login:
+        handler.send_error_page(  # type: ignore[attr-defined]
+            403, "Forbidden", "You may not open this through the proxy."
+        )
+    elif request.method in ("GET", "HEAD") and is_navigation(request.headers):
+        handler.redirect(f"{LOGIN_PATH}?{urllib.parse.urlencode({'next': request.uri})}")
+    else:
+        handler.send_error_page(  # type: ignore[attr-defined]
+            401, "Log in first", "This proxy asks you to log in before you open its sites."
+        )
 
 
 def backend_headers(

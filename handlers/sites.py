@@ -5,6 +5,7 @@ Everything here is pure (no sockets). Which site a request names is handlers/rou
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -59,6 +60,13 @@ class BackendSite:
                        serve undeclared GBK); default UTF-8
       shim             load the in-page URL shim in this site's HTML pages, so that URLs
                        its scripts build reach it too (default True)
+      allow, deny      lists of regexes searched in the backend path with its query: a
+                       request matching a deny, or (with an allow list) matching no
+                       allow, is refused with 403 and never sent
+      client_allow     networks ("10.0.0.0/8", "2001:db8::/32") whose clients may open
+                       this site (default: everyone the proxy lets in)
+      users            with config.users set: the users who may open this site
+                       (default: every user)
       knows_proxy      the backend takes the proxy's address for its own (it trusts
                        X-Forwarded-Host, like Django's USE_X_FORWARDED_HOST): the
                        proxy's URLs in request headers (Origin, Referer, Destination,
@@ -80,6 +88,10 @@ class BackendSite:
     shim: bool = True
     description: str = ""
     knows_proxy: bool = False
+    allow: Sequence[str] = ()
+    deny: Sequence[str] = ()
+    client_allow: Sequence[str] = ()
+    users: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,10 @@ class Site:
     shim: bool
     description: str
     knows_proxy: bool
+    allow: tuple[re.Pattern[str], ...] = ()
+    deny: tuple[re.Pattern[str], ...] = ()
+    client_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    users: frozenset[str] | None = None
 
 
 class SiteTable:
@@ -294,6 +310,13 @@ def _validate_site(key: object, backend: object) -> Site:
             "charset",
             key,
         )
+    allow, deny = (
+        _patterns(where, attr, getattr(backend, attr), key) for attr in ("allow", "deny")
+    )
+    client_allow = _site_networks(where, backend.client_allow, key)
+    users = backend.users
+    if users is not None and (isinstance(users, str) or not all(isinstance(u, str) for u in users)):
+        raise SettingError(f"{where}: users={users!r}: expected a list of user names", "users", key)
     if backend.ca_certs is not None:
         if scheme != "https":
             raise ConfigError(f"{where}: ca_certs is set but url {backend.url!r} is not https")
@@ -321,7 +344,41 @@ def _validate_site(key: object, backend: object) -> Site:
         shim=backend.shim,
         description=backend.description,
         knows_proxy=backend.knows_proxy,
+        allow=allow,
+        deny=deny,
+        client_allow=client_allow,
+        users=frozenset(users) if users is not None else None,
     )
+
+
+def _patterns(where: str, attr: str, value: object, key: str) -> tuple[re.Pattern[str], ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise SettingError(
+            f"{where}: {attr}={value!r}: expected a list of regular expressions", attr, key
+        )
+    out = []
+    for source in value:
+        try:
+            out.append(re.compile(source))
+        except (re.error, TypeError) as exc:
+            raise SettingError(
+                f"{where}: {attr}: {source!r} is not a regular expression ({exc})", attr, key
+            ) from None
+    return tuple(out)
+
+
+def _site_networks(
+    where: str, value: object, key: str
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    expected = 'expected a list of addresses or networks, e.g. ["10.0.0.0/8"]'
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise SettingError(f"{where}: client_allow={value!r}: {expected}", "client_allow", key)
+    try:
+        return tuple(ipaddress.ip_network(v, strict=False) for v in value)
+    except (ValueError, TypeError):
+        raise SettingError(
+            f"{where}: client_allow={value!r}: {expected}", "client_allow", key
+        ) from None
 
 
 __all__ = [
