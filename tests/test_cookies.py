@@ -97,6 +97,8 @@ def test_default_path(request_path, expected):
         # A backend cannot set the proxy's names: only a fallback copy, for itself.
         (".site=evil; Path=/", "/", [".site~wiki~.site=evil; Path=/"]),
         (".site~other~sid=x; Path=/", "/", [".site~wiki~.site~other~sid=x; Path=/"]),
+        # Nor the login's session: only a fallback copy, whose name the proxy never reads.
+        (".proxy-session=x; Path=/", "/", [".site~wiki~.proxy-session=x; Path=/"]),
         # __Host- cookies must keep Path=/: only the fallback copy can exist.
         ("__Host-id=1; Path=/; Secure", "/", [".site~wiki~__Host-id=1; Path=/"]),
     ],
@@ -137,6 +139,8 @@ def test_cookies_for_site_keeps_sites_apart():
     assert cookies_for_site(header, "wiki") == "sid=scoped; lang=en"
     assert cookies_for_site(header, "app") == "sid=scoped; lang=fr"
     assert cookies_for_site(".site=wiki", "wiki") is None
+    # The proxy's own session cookie never reaches a backend.
+    assert cookies_for_site(".proxy-session=signed; sid=1", "wiki") == "sid=1"
     assert cookies_for_site(None, "wiki") is None
     assert cookies_for_site("", "wiki") is None
     # A site whose name is a prefix of another's does not get the other's cookies.
