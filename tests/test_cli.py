@@ -139,6 +139,31 @@ def test_default_settings_file_loads(tmp_path):
             'from settings import *\nforward_list = {"a": BackendSite("a", "http://x", shim=1)}\n',
             ["line 2", "shim=1", "True or False"],
         ),
+        (
+            'from settings import *\nconfig.users = {"alice": "plain-text"}\n'
+            'forward_list = {"a": BackendSite("a", "http://x")}\n',
+            ["line 2", "not an argon2 hash", "--hash-password"],
+        ),
+        (
+            'from settings import *\nconfig.users = {"alice": "$argon2id$v=19$x"}\n'
+            'forward_list = {"a": BackendSite("a", "http://x")}\n',
+            ["config.cookie_secret is not set"],
+        ),
+        (
+            'from settings import *\nforward_list = {\n    "a": BackendSite("a", "http://x",'
+            ' users=["bob"]),\n}\n',
+            ["line 3", "site 'a'", "users", "login is off"],
+        ),
+        (
+            'from settings import *\nforward_list = {"a": BackendSite("a", "http://x",'
+            ' deny=["("])}\n',
+            ["line 2", "site 'a'", "deny", "not a regular expression"],
+        ),
+        (
+            'from settings import *\nforward_list = {"a": BackendSite("a", "http://x",'
+            ' client_allow="10.0.0.0/8")}\n',
+            ["line 2", "client_allow='10.0.0.0/8'", "expected a list"],
+        ),
         ("from settings import *\nforward_list = {\n", ["line 2"]),
         ("from settings import *\nforward_list = undefined_name\n", ["line 2", "NameError"]),
         ("forward_list = {}\n", ["defines no 'config'"]),
@@ -198,3 +223,21 @@ def test_demo_shows_the_whole_mechanism():
         code, out, err = stop(proc)
     assert f"{base}/.site.demo/" in out
     assert code == 0
+
+
+def test_hash_password_prints_an_argon2_hash():
+    import subprocess
+    import sys
+
+    from argon2 import PasswordHasher
+
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "proxy.py"), "--hash-password"],
+        input="correct horse\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    hashed = out.stdout.strip()
+    assert hashed.startswith("$argon2id$") and PasswordHasher().verify(hashed, "correct horse")
