@@ -57,6 +57,14 @@ class Config:
     # Addresses of proxies in front of this one (nginx) whose X-Forwarded-For,
     # X-Forwarded-Proto, X-Forwarded-Host and X-Real-IP are believed and appended to.
     trusted_proxies = ("127.0.0.1", "::1")
+    # Who may come in (README: "Locking the door"). Networks whose clients may use the
+    # proxy at all (empty: everyone); and an optional login: user name -> argon2 hash
+    # (python proxy.py --hash-password), with a secret to sign sessions, the same on
+    # every instance.
+    client_allow: tuple[str, ...] = ()
+    users: dict[str, str] = {}
+    cookie_secret = None
+    session_seconds = 8 * 3600
 
 
 class Development(Config):
