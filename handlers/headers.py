@@ -45,6 +45,7 @@ _NOT_FORWARDED_UNTRUSTED = _NOT_FORWARDED_UPSTREAM | {
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-real-ip",
+    "x-scheme",
 }
 _NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP
 
@@ -122,7 +123,8 @@ def upstream_headers(
     if trusted_peer:
         prior = out.get("X-Forwarded-For")
         out["X-Forwarded-For"] = f"{prior}, {remote_ip}" if prior else remote_ip
-        out.setdefault("X-Forwarded-Proto", scheme)
+        # The original's nginx set X-Scheme; the backend is told it as X-Forwarded-Proto.
+        out.setdefault("X-Forwarded-Proto", out.get("X-Scheme", scheme))
         if host is not None:
             out.setdefault("X-Forwarded-Host", host)
         out.setdefault("X-Real-Ip", remote_ip)

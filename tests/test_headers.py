@@ -76,7 +76,7 @@ def test_upstream_headers_untrusted_peer():
     assert out["Cookie"] == "sid=1; theme=dark"
     assert out["X-Forwarded-For"] == "192.0.2.7"
     assert out["X-Real-Ip"] == "192.0.2.7"
-    assert out["X-Forwarded-Proto"] == "http"
+    assert out["X-Forwarded-Proto"] == "http" and "X-Scheme" not in out
     assert out["X-Forwarded-Host"] == "proxy.example"
     assert out["X-Forwarded-Prefix"] == "/.site.a"
     assert out["Accept"] == "text/html"
@@ -195,3 +195,26 @@ def test_downstream_headers():
         ("Set-Cookie", ".site~a~b=2, with comma; Path=/"),
         ("Content-Length", "10"),
     ]
+
+
+def test_x_scheme_from_a_trusted_proxy_becomes_x_forwarded_proto():
+    out = upstream_headers(
+        headers(("Host", "p"), ("X-Scheme", "https")),
+        A,
+        TABLE,
+        remote_ip="127.0.0.1",
+        scheme="http",
+        trusted_peer=True,
+        prefix=None,
+    )
+    assert out["X-Forwarded-Proto"] == "https"
+    out = upstream_headers(
+        headers(("Host", "p"), ("X-Scheme", "https")),
+        A,
+        TABLE,
+        remote_ip="203.0.113.9",
+        scheme="http",
+        trusted_peer=False,
+        prefix=None,
+    )
+    assert out["X-Forwarded-Proto"] == "http" and "X-Scheme" not in out
