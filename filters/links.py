@@ -21,7 +21,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+# Defined here, once, for filters/ and handlers/ alike (filters/ imports nothing of
+# handlers/).
 SITE_PREFIX = "/.site."
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # After a host (and port), the next character must not continue the host name or the
 # port: "10.1.2.3" must not match "10.1.2.30", "10.1.2.3.example" or "10.1.2.3:8080".

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from filters import charsets, codings
 from filters.inject import insert_tag
-from filters.links import BackendLinks, Origin, RootLinks
+from filters.links import DEFAULT_PORTS, BackendLinks, Origin, RootLinks
 from filters.rules import SubsFilterRules
 from filters.xmllinks import XmlLinks
 
@@ -120,7 +120,7 @@ def build_plans(
     sites = list(sites)
     if origins is None:
         origins = [
-            Origin(s.name, s.scheme, s.host, s.port, s.port == (443 if s.scheme == "https" else 80))
+            Origin(s.name, s.scheme, s.host, s.port, s.port == DEFAULT_PORTS[s.scheme])
             for s in sites
         ]
     links = BackendLinks(origins) or None

@@ -22,6 +22,7 @@ __all__ = [
     "Options",
     "ProxyContext",
     "SiteTable",
+    "build_site_table",
     "make_app",
     "make_server",
 ]
@@ -47,11 +48,6 @@ def make_app(table: SiteTable, options: Options, **settings: object) -> Applicat
         compress_response=False,
         **settings,
     )
-
-
-def build_app_from_settings(forward_list: object, config: object) -> Application:
-    """Validate the user's settings and build the application (raises ConfigError)."""
-    return make_app(build_site_table(forward_list), Options.from_config(config))
 
 
 def make_server(app: Application, options: Options) -> HTTPServer:

@@ -25,9 +25,8 @@ from handlers.access import (
     networks,
     path_allowed,
 )
-from handlers.headers import cookie_value
+from handlers.cookies import cookie_value
 from handlers.options import Options
-from handlers.routing import Resolution, resolve
 from handlers.shim import Shim
 from handlers.sites import Site, SiteTable
 from handlers.upstream import RelayClient
@@ -102,11 +101,6 @@ class ProxyContext:
         if decision.allowed and not path_allowed(path_and_query, site.allow, site.deny):
             return REFUSED
         return decision
-
-    def resolve(
-        self, uri: str, cookie_site: str | None, referer_name: str | None = None
-    ) -> Resolution:
-        return resolve(uri, cookie_site, self.table, referer_name)
 
     def _is_trusted(self, remote_ip: str) -> bool:
         try:

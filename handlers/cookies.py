@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from handlers.sites import SITE_COOKIE, SITE_PREFIX
+from filters.links import SITE_PREFIX
+from handlers.sites import SITE_COOKIE
 
 FALLBACK_PREFIX = SITE_COOKIE + "~"
 # The proxy's own cookies (the login's session): never sent to a backend, and never
@@ -56,14 +57,28 @@ def default_path(request_path: str) -> str:
     return path[: path.rindex("/")]
 
 
-def _pairs(cookie_header: str) -> list[tuple[str, str]]:
-    out = []
+def cookie_pairs(cookie_header: str | None) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a Cookie request header, in order; the one parser of
+    Cookie headers in the proxy."""
+    out: list[tuple[str, str]] = []
+    if not cookie_header:
+        return out
     for part in cookie_header.split(";"):
         name, sep, value = part.partition("=")
         name = name.strip()
         if sep and name:
             out.append((name, value.strip()))
     return out
+
+
+def cookie_value(cookie_header: str | None, name: str = SITE_COOKIE) -> str | None:
+    """The value of cookie ``name`` in a Cookie request header (the last one wins, as in
+    most frameworks), without quotes; None when absent."""
+    found = None
+    for key, value in cookie_pairs(cookie_header):
+        if key == name:
+            found = value.strip('"')
+    return found
 
 
 def cookies_for_site(cookie_header: str | None, site: str) -> str | None:
@@ -76,7 +91,7 @@ def cookies_for_site(cookie_header: str | None, site: str) -> str | None:
     kept: list[tuple[str, str]] = []
     names: set[str] = set()
     fallback: list[tuple[str, str]] = []
-    for name, value in _pairs(cookie_header):
+    for name, value in cookie_pairs(cookie_header):
         if name == SITE_COOKIE or name.startswith(PROXY_COOKIES):
             continue
         owner = _owner(name)
@@ -98,7 +113,7 @@ def expire_fallback_copies(cookie_header: str | None, site: str) -> list[str]:
         return []
     return [
         f"{name}=; Path=/; {_EXPIRED}"
-        for name, _ in _pairs(cookie_header)
+        for name, _ in cookie_pairs(cookie_header)
         if (_owner(name) or ("",))[0] == site
     ]
 
@@ -172,6 +187,8 @@ def scope_set_cookie(
 
 __all__ = [
     "FALLBACK_PREFIX",
+    "cookie_pairs",
+    "cookie_value",
     "cookies_for_site",
     "default_path",
     "expire_fallback_copies",

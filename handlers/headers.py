@@ -9,7 +9,7 @@ from tornado.httputil import HTTPHeaders
 
 from filters.codings import accept_encoding
 from handlers.cookies import cookies_for_site, scope_set_cookie
-from handlers.sites import SITE_COOKIE, Site, SiteTable
+from handlers.sites import Site, SiteTable
 from handlers.upstream import Fields
 from handlers.urlmap import if_to_backend, origin_to_backend, to_backend, to_proxy
 
@@ -64,19 +64,6 @@ def ends_connection(version: str, headers: HTTPHeaders) -> bool:
     if version == "HTTP/1.1":
         return "close" in tokens
     return "keep-alive" not in tokens
-
-
-def cookie_value(cookie_header: str | None, name: str = SITE_COOKIE) -> str | None:
-    """The value of cookie ``name`` in a Cookie request header (the last one wins, as in
-    most frameworks); None when absent."""
-    if not cookie_header:
-        return None
-    found = None
-    for part in cookie_header.split(";"):
-        key, sep, value = part.partition("=")
-        if sep and key.strip() == name:
-            found = value.strip().strip('"')
-    return found
 
 
 def upstream_headers(

@@ -103,8 +103,8 @@ def _level(value: object) -> str:
 
 
 SPECS = (
-    Spec("is_to_clear_old_cookies", "clear_old_cookies", False, _bool),
-    Spec("async_http_client_max_clients", "max_clients", 100, _integer(1, 10_000)),
+    Spec("is_to_clear_old_cookies", "clear_old_cookies", True, _bool),
+    Spec("async_http_client_max_clients", "max_clients", 200, _integer(1, 10_000)),
     Spec("upstream_queue", "upstream_queue", 1000, _integer(0, 1_000_000)),
     Spec("rewrite_max_bytes", "rewrite_max_bytes", 8 * MiB, _integer(0, 1 * GiB)),
     Spec("max_body_size", "max_body_size", 10 * GiB, _integer(0, 2**62)),
@@ -128,8 +128,8 @@ class Options:
     """The proxy's behaviour, read once from the user's ``config`` object (SPECS says
     what each field is called there, its default and its range)."""
 
-    clear_old_cookies: bool = False
-    max_clients: int = 100
+    clear_old_cookies: bool = True
+    max_clients: int = 200
     # Requests that wait for one of max_clients; past that, 503 with Retry-After.
     upstream_queue: int = 1000
     rewrite_max_bytes: int = 8 * MiB

@@ -9,9 +9,11 @@ from typing import Any
 from tornado.httpclient import HTTPRequest
 from tornado.web import RequestHandler
 
+from filters.links import SITE_PREFIX
 from handlers.context import ProxyContext
-from handlers.headers import cookie_value, ends_connection
-from handlers.sites import PROXY_PAGES, SITE_PREFIX, SiteTable
+from handlers.cookies import cookie_value
+from handlers.headers import ends_connection
+from handlers.sites import PROXY_PAGES, SiteTable
 
 # The pages carry their style inline: they must work offline and with no other route.
 _STYLE = (Path(__file__).parent / "assets" / "pages.css").read_text(encoding="utf-8")

@@ -23,7 +23,7 @@ from handlers.request import Target, backend_headers, resolve_target
 from handlers.response import ResponseRelay
 from handlers.sites import SITE_COOKIE
 from handlers.transfer import Transfer
-from handlers.upstream import Fields, OnHeaders
+from handlers.upstream import Fields, HeaderParser
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _ascii_target(target: str) -> str:
 class ProxyHandler(ResponseRelay, PageHandler):
     SUPPORTED_METHODS = METHODS
     _client_gone = False
-    _relaying = False  # _relay has started: the request body was complete
+    _relaying = False  # _finish_relay has started: the request body was complete
     _counted = False  # counted in context.upstream_requests
     _task: asyncio.Task | None = None  # the task Tornado runs this request in
     # The body's idle timer: when it last brought bytes, and whether the backend is
@@ -62,7 +62,7 @@ class ProxyHandler(ResponseRelay, PageHandler):
     _feeding: Future | None = None
     _transfer: Transfer | None = None
     _fetch: Future | None = None
-    _headers_parser: OnHeaders | None = None
+    _headers_parser: HeaderParser | None = None
 
     # Never invent a validator or answer a condition ourselves: only the backend's own
     # ETag describes its body, and the backend has seen the request's If-None-Match.
@@ -158,7 +158,7 @@ class ProxyHandler(ResponseRelay, PageHandler):
         self._received = 0
         has_body = bool(length) or "Transfer-Encoding" in request.headers
         # Started now, so that the body streams upstream as it is read; completed by
-        # _relay, which Tornado calls once the body is in. (Awaiting the relay here
+        # _finish_relay, which Tornado calls once the body is in. (Awaiting the relay here
         # would also keep Tornado from noticing that the client has gone.)
         self._start_transfer(target, has_body, length)
         if has_body and self._transfer is not None:
@@ -234,7 +234,7 @@ class ProxyHandler(ResponseRelay, PageHandler):
         self._flushing: Future | None = None
         self._failure: str | None = None
         self._transfer = Transfer(context.client, self._on_chunk, upload, length)
-        self._headers_parser = OnHeaders(self._on_headers)
+        self._headers_parser = HeaderParser(self._on_headers)
         upstream = HTTPRequest(
             site.base_url + _ascii_target(target.path),
             method=method,
@@ -293,7 +293,7 @@ class ProxyHandler(ResponseRelay, PageHandler):
             if cafile:
                 curl.setopt(pycurl.CAINFO, cafile)
 
-    async def _relay(self) -> None:
+    async def _finish_relay(self) -> None:
         """Completes the relay; Tornado's handler method for every request method."""
         self._relaying = True
         transfer, fetch, parser = self._transfer, self._fetch, self._headers_parser
@@ -324,4 +324,4 @@ def _consume(fetch: Future) -> None:
 
 # Tornado calls the handler method named after the request method, once the body is in.
 for _method in METHODS:
-    setattr(ProxyHandler, _method.lower(), ProxyHandler._relay)
+    setattr(ProxyHandler, _method.lower(), ProxyHandler._finish_relay)

@@ -9,11 +9,13 @@ from typing import NamedTuple
 
 from tornado.web import RequestHandler
 
+from filters.links import SITE_PREFIX
 from handlers.context import ProxyContext
-from handlers.headers import cookie_value, upstream_headers
+from handlers.cookies import cookie_value
+from handlers.headers import upstream_headers
 from handlers.pages import LOGIN_PATH, show_site_list
-from handlers.routing import is_navigation, referer_site
-from handlers.sites import SITE_PREFIX, Site
+from handlers.routing import is_navigation, referer_site, resolve
+from handlers.sites import Site
 
 log = logging.getLogger(__name__)
 _BAD_TARGET = re.compile(r"[#\x00-\x20\x7f]")
@@ -70,7 +72,7 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
     headers = request.headers
     cookie_site = cookie_value(headers.get("Cookie"))
     referer_name = referer_site(headers.get("Referer"), headers.get("Host"))
-    resolution = context.resolve(uri, cookie_site, referer_name)
+    resolution = resolve(uri, cookie_site, context.table, referer_name)
     site = resolution.site
     if site is None:
         if not resolution.via_prefix and cookie_site is None and request.path == "/":

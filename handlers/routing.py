@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from handlers.sites import _DEFAULT_PORTS, SITE_PREFIX, Site, SiteTable, authority_end
+from filters.links import DEFAULT_PORTS, SITE_PREFIX
+from handlers.sites import Site, SiteTable, authority_end
 
 
 class Resolution(NamedTuple):
@@ -50,7 +51,7 @@ def referer_site(referer: str | None, host: str | None) -> str | None:
     if not referer or not host:
         return None
     scheme, sep, rest = referer.partition("://")
-    if not sep or scheme.lower() not in _DEFAULT_PORTS:
+    if not sep or scheme.lower() not in DEFAULT_PORTS:
         return None
     authority, slash, path = rest.partition("/")
     if not slash or authority.lower() != host.lower():

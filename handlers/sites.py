@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from filters.charsets import codec_name
+from filters.links import DEFAULT_PORTS
 from filters.rules import RuleError, SubsFilterRules
 
 log = logging.getLogger(__name__)
 
-SITE_PREFIX = "/.site."
 SITE_COOKIE = ".site"
 PROXY_PAGES = "/.proxy/"
 
@@ -26,7 +26,6 @@ PROXY_PAGES = "/.proxy/"
 # need no escaping in either. Dots are allowed because the original's example uses
 # names such as "img3.douban".
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ConfigError(ValueError):
@@ -143,7 +142,7 @@ class SiteTable:
         under which a page may name a backend: each site's own first, then the twins.
         The one list that Location rewriting, body rewriting and the shim all use."""
         return [
-            (scheme, host, port, port == _DEFAULT_PORTS[scheme], site)
+            (scheme, host, port, port == DEFAULT_PORTS[scheme], site)
             for (scheme, host, port), site in self.by_origin.items()
         ]
 
@@ -165,7 +164,7 @@ class SiteTable:
         else:
             scheme, sep, rest = url.partition("://")
             scheme = scheme.lower()
-            if not sep or scheme not in _DEFAULT_PORTS:
+            if not sep or scheme not in DEFAULT_PORTS:
                 return None
             schemes = (scheme,)
         end = authority_end(rest)
@@ -176,7 +175,7 @@ class SiteTable:
         if host is None:
             return None
         for scheme in schemes:
-            site = self.by_origin.get((scheme, host, port or _DEFAULT_PORTS[scheme]))
+            site = self.by_origin.get((scheme, host, port or DEFAULT_PORTS[scheme]))
             if site is not None:
                 if not tail.startswith("/"):
                     tail = "/" + tail
@@ -188,8 +187,8 @@ def twin_origin(site: Site) -> tuple[str, str, int]:
     """The site's netloc, as spelled in its URL, in the other scheme:
     ``http://h`` -> ("https", h, 443); ``http://h:8080`` -> ("https", h, 8080)."""
     other = "https" if site.scheme == "http" else "http"
-    default = site.port == _DEFAULT_PORTS[site.scheme]
-    return other, site.host, _DEFAULT_PORTS[other] if default else site.port
+    default = site.port == DEFAULT_PORTS[site.scheme]
+    return other, site.host, DEFAULT_PORTS[other] if default else site.port
 
 
 def authority_end(text: str) -> int:
@@ -253,7 +252,7 @@ def _validate_site(key: object, backend: object) -> Site:
         raise ConfigError(f"{where}: url must be a string, not {backend.url!r}")
     parsed = urllib.parse.urlsplit(backend.url)
     scheme = parsed.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
+    if scheme not in DEFAULT_PORTS:
         raise ConfigError(f"{where}: url {backend.url!r} must start with http:// or https://")
     if not parsed.hostname:
         raise ConfigError(f"{where}: url {backend.url!r} has no host")
@@ -265,7 +264,7 @@ def _validate_site(key: object, backend: object) -> Site:
             " /.site.<name>/<path> to <url>/<path>"
         )
     try:
-        port = parsed.port or _DEFAULT_PORTS[scheme]
+        port = parsed.port or DEFAULT_PORTS[scheme]
     except ValueError:
         raise ConfigError(f"{where}: url {backend.url!r} has an invalid port") from None
     host = parsed.hostname.lower()
@@ -275,7 +274,7 @@ def _validate_site(key: object, backend: object) -> Site:
         if not isinstance(backend.netloc, str):
             raise ConfigError(f"{where}: netloc must be a string, not {backend.netloc!r}")
         n_host, n_port = _split_hostport(backend.netloc.strip())
-        if n_host != host or (n_port or _DEFAULT_PORTS[scheme]) != port:
+        if n_host != host or (n_port or DEFAULT_PORTS[scheme]) != port:
             raise ConfigError(
                 f"{where}: netloc {backend.netloc!r} does not match url {backend.url!r}"
                 f" (expected {parsed.netloc!r})"
@@ -324,7 +323,7 @@ def _validate_site(key: object, backend: object) -> Site:
             raise ConfigError(f"{where}: ca_certs file {backend.ca_certs!r} does not exist")
     if scheme == "https" and not backend.validate_cert:
         log.warning("%s: validate_cert=False: the backend's certificate is not verified", where)
-    default = port == _DEFAULT_PORTS[scheme]
+    default = port == DEFAULT_PORTS[scheme]
     host_header = host if default else f"{host}:{port}"
     return Site(
         name=key,

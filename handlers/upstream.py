@@ -5,7 +5,7 @@ own IOLoop callback, and parses and validates each line into HTTPHeaders for its
 A relay then validates every field a second time when it copies it to the client.
 For a small request that header work was measured as the largest part of the
 proxy's own cost. ``RelayClient`` lets a request bring its own header parser,
-``OnHeaders``, which splits the lines once and reports the final header block once.
+``HeaderParser``, which splits the lines once and reports the final header block once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ Fields = list[tuple[str, str]]
 HeadersCallback = Callable[[int, str, Fields], None]
 
 
-class OnHeaders:
+class HeaderParser:
     """A ``header_callback`` for RelayClient: ``callback(code, reason, fields)`` runs
     once per response, on the IOLoop, with the final (non-1xx) header block as
     (name, value) pairs in the order received.
@@ -75,7 +75,7 @@ class RelayClient(CurlAsyncHTTPClient):
     ) -> None:
         super()._curl_setup_request(curl, request, buffer, headers)
         on_headers = request.header_callback
-        if isinstance(on_headers, OnHeaders):
+        if isinstance(on_headers, HeaderParser):
             on_headers.io_loop = self.io_loop
             curl.setopt(pycurl.HEADERFUNCTION, on_headers.line)
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import re
 
+from filters.links import SITE_PREFIX
 from handlers.routing import split_prefixed
-from handlers.sites import PROXY_PAGES, SITE_PREFIX, Site, SiteTable, authority_end
+from handlers.sites import PROXY_PAGES, Site, SiteTable, authority_end
 
 _WEB_SCHEMES = ("http", "https")
 

@@ -85,7 +85,6 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
             self.send_error_page(502, "Site unreachable", detail)
             return
         self._subprotocol = self.backend.selected_subprotocol
-        self._site_name = site.name
         await super().get(*args, **kwargs)
         if self.ws_connection is None:  # the client's handshake failed
             self.backend.close()

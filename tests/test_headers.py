@@ -3,8 +3,8 @@
 import pytest
 from tornado.httputil import HTTPHeaders
 
+from handlers.cookies import cookie_value
 from handlers.headers import (
-    cookie_value,
     downstream_headers,
     proxied_refresh,
     upstream_headers,
