@@ -95,7 +95,7 @@ async def serve(
         forward_list = settings.forward_list
         demo_servers = []
         if demo:
-            from handlers.demo import start_demo_sites
+            from demo import start_demo_sites
 
             demo_sites = start_demo_sites()
             forward_list, demo_servers = demo_sites.forward_list, demo_sites.servers

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from handlers.demo import start_demo_sites
+from demo import start_demo_sites
 from tests.support import chromium, start_proxy
 
 

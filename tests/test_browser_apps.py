@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from handlers.demo import start_demo_sites
+from demo import start_demo_sites
 from tests.support import chromium, start_proxy
 
 ROUNDS = 30

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from handlers.demo import start_demo_sites
+from demo import start_demo_sites
 from handlers.sites import BackendSite
 from tests.support import IN_CI, chromium, free_port, spawn_server, start_proxy
 

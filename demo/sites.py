@@ -23,7 +23,7 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 from tornado.websocket import WebSocketHandler
 
-from handlers.demo_apps import DemoApp, notes_app, team_app
+from demo.apps import DemoApp, notes_app, team_app
 from handlers.sites import BackendSite
 
 
