@@ -17,6 +17,7 @@ import pycurl
 from tornado.httpclient import HTTPClientError
 
 from handlers.headers import downstream_headers, field
+from handlers.modes import NO_BODY_STATUSES, Mode, response_mode
 from handlers.upstream import Fields
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,6 @@ DOWNLOAD_HIGH_WATER = 1 << 20
 # libcurl's error numbers that mean "the backend was too slow" (504); every other
 # failure before a response means "could not get a response" (502).
 _CURL_TIMEOUTS = frozenset({pycurl.E_OPERATION_TIMEDOUT})
-_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class ResponseRelay:
@@ -34,6 +34,7 @@ class ResponseRelay:
 
     _site: Any
     _target: Any
+    _mode: Mode = Mode.STREAM
     _transfer: Any
     _own_cookies: list[str]
     _client_gone: bool
@@ -68,34 +69,42 @@ class ResponseRelay:
             self.add_header(name, value)
         for cookie in self._own_cookies:
             self.add_header("Set-Cookie", cookie)
-        if self.request.method == "HEAD" or self._up_status in _NO_BODY_STATUSES:
-            if self._up_status in _NO_BODY_STATUSES:
-                self.clear_header("Content-Length")
-            self._buffer = []
-            return
+        status, method = self._up_status, self.request.method or "GET"
         length_text = field(fields, "content-length")
         length = int(length_text) if length_text and length_text.isdigit() else None
-        # A 206 holds part of a representation: rewriting it would corrupt the whole.
         rewriter = None
-        if self._up_status != 206:
+        if method != "HEAD" and status not in NO_BODY_STATUSES and status != 206:
             rewriter = self.context.plans[site.name].for_response(
                 self.request.uri or "",
                 field(fields, "content-type"),
                 field(fields, "content-encoding"),
                 tag,
             )
-        if rewriter is not None:
-            if length is not None and length > options.rewrite_max_bytes:
-                self._log_too_large()
-            else:
-                self._rewriter = rewriter
-                self._buffer = []
-                self._buffered = 0
-                return
-        if length is not None and length <= options.small_body_bytes:
+        mode = response_mode(
+            method,
+            status,
+            length,
+            rewriter is not None,
+            options.rewrite_max_bytes,
+            options.small_body_bytes,
+        )
+        self._mode = mode
+        if mode is Mode.HEADERS_ONLY:
+            if status in NO_BODY_STATUSES:
+                self.clear_header("Content-Length")
             self._buffer = []
-            return
-        self._send_pending()  # headers now: an event stream's client is waiting for them
+        elif mode is Mode.REWRITE:
+            self._rewriter = rewriter
+            self._buffer = []
+            self._buffered = 0
+        elif mode is Mode.SMALL:
+            if rewriter is not None:
+                self._log_too_large()
+            self._buffer = []
+        else:
+            if rewriter is not None:
+                self._log_too_large()
+            self._send_pending()  # headers now: an event stream's client is waiting
 
     def _on_chunk(self, chunk: bytes) -> None:
         if self._failure is not None or self._client_gone or self._finished:
@@ -160,7 +169,7 @@ class ResponseRelay:
             body = b"".join(self._buffer)
             if self._rewriter is not None:
                 body = self._rewritten(body)
-            if self.request.method == "HEAD" or self._up_status in _NO_BODY_STATUSES:
+            if self._mode is Mode.HEADERS_ONLY:
                 self.flush()  # headers only; Tornado must not add a Content-Length
             else:
                 self.write(body)
