@@ -198,14 +198,15 @@ class SiteStatusHandler(PageHandler):
     async def get(self, name: str) -> None:
         site = self.context.table.get(name)
         self.set_header("Cache-Control", "no-store")
-        request = self.request
+        client = self.request
         if (
             site is not None
             and not self.context.may_open(
-                site, self.context.client_ip(request), self.context.user(request)
+                site, self.context.client_ip(client), self.context.user(client)
             ).allowed
         ):
             site = None  # a site this client may not open is not there for it
+        if site is None:
             self.send_error_page(404, "Unknown site", f"No site named {name!r} is configured.")
             return
         request = HTTPRequest(

@@ -35,6 +35,8 @@ class ResponseRelay:
     _site: Any
     _target: Any
     _mode: Mode = Mode.STREAM
+    _buffer: list[bytes] | None
+    _failure: str | None
     _transfer: Any
     _own_cookies: list[str]
     _client_gone: bool

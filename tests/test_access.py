@@ -174,6 +174,10 @@ def test_the_site_list_shows_only_the_sites_a_client_may_open(loop_thread, sites
     assert b'data-site="lan"' in data
     resp, _ = proxy.request("GET", "/.proxy/status/lan", headers={"X-Real-IP": "192.0.2.1"})
     assert resp.status == 404
+    resp, data = proxy.request("GET", "/.proxy/status/nosuchsite")
+    assert resp.status == 404 and b"Traceback" not in data
+    resp, data = proxy.request("GET", "/.proxy/status/open")
+    assert resp.status == 200 and b'"up": true' in data
 
 
 # --- the login -------------------------------------------------------------------------
