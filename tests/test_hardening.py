@@ -10,6 +10,8 @@ import threading
 import time
 
 import pytest
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler, stream_request_body
 
 from handlers.sites import BackendSite
@@ -40,20 +42,22 @@ class Counting(RequestHandler):
         self.finish("ok")
 
 
-@pytest.fixture(scope="module")
-def stack(loop_thread):
-    backend = start_backend(loop_thread, "a")
+def start_counting(loop_thread) -> tuple[int, dict[str, int]]:
+    """A backend of Counting handlers: (its port, its counts)."""
     counts = {"started": 0, "complete": 0, "bytes": 0}
 
-    async def start_counting():
-        from tornado.httpserver import HTTPServer
-        from tornado.netutil import bind_sockets
-
+    async def start():
         sock = bind_sockets(0, "127.0.0.1")[0]
         HTTPServer(Application([(r".*", Counting, {"counts": counts})])).add_sockets([sock])
         return sock.getsockname()[1]
 
-    counting_port = loop_thread.run(start_counting())
+    return loop_thread.run(start()), counts
+
+
+@pytest.fixture(scope="module")
+def stack(loop_thread):
+    backend = start_backend(loop_thread, "a")
+    counting_port, counts = start_counting(loop_thread)
     sites = {
         "a": BackendSite("a", backend.url),
         "count": BackendSite("count", f"http://127.0.0.1:{counting_port}"),
@@ -270,17 +274,7 @@ def test_close_among_other_connection_tokens_closes_after_the_answer(stack, conn
 
 
 def test_a_stalled_body_is_answered_408_and_a_slow_one_is_not(loop_thread):
-    counts = {"started": 0, "complete": 0, "bytes": 0}
-
-    async def start_counting():
-        from tornado.httpserver import HTTPServer
-        from tornado.netutil import bind_sockets
-
-        sock = bind_sockets(0, "127.0.0.1")[0]
-        HTTPServer(Application([(r".*", Counting, {"counts": counts})])).add_sockets([sock])
-        return sock.getsockname()[1]
-
-    port = loop_thread.run(start_counting())
+    port, counts = start_counting(loop_thread)
     proxy = start_proxy(
         loop_thread, {"c": BackendSite("c", f"http://127.0.0.1:{port}")}, client_body_timeout=1
     )
