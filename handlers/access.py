@@ -17,7 +17,7 @@ import ipaddress
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from tornado.web import create_signed_value, decode_signed_value
@@ -27,8 +27,24 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 SESSION_COOKIE = ".proxy-session"
 
 
-def networks(entries: Iterable[str]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+NETWORKS_EXPECTED = 'a list of addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/8"]'
+
+
+def networks(value: object) -> tuple[Network, ...]:
+    """A list of addresses or networks (``trusted_proxies``, ``client_allow``) parsed;
+    ValueError saying what was expected for anything else (a lone string, above all:
+    it would otherwise be read one character at a time)."""
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple | set | frozenset):
+        raise ValueError(NETWORKS_EXPECTED)
+    out = []
+    for entry in value:
+        if not isinstance(entry, str):
+            raise ValueError(NETWORKS_EXPECTED)
+        try:
+            out.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{NETWORKS_EXPECTED}; {entry!r} is neither") from None
+    return tuple(out)
 
 
 def client_ip(remote_ip: str, headers: Mapping[str, str], trusted: Callable[[str], bool]) -> str:

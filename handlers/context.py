@@ -59,13 +59,8 @@ class ProxyContext:
         self.upstream_requests = 0
         self.plans: dict[str, SitePlan] = plans_for(self.table)
         self.shim = Shim(self.table)
-        nets = []
-        for entry in self.options.trusted_proxies:
-            try:
-                nets.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                log.warning("trusted_proxies: %r is not an address or network; ignored", entry)
-        self._trusted_nets = tuple(nets)
+        # Both were checked when the options were read (handlers/options.py).
+        self._trusted_nets = networks(self.options.trusted_proxies)
         self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
         self.client_networks = networks(self.options.client_allow)
         secret = self.options.cookie_secret

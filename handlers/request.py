@@ -24,9 +24,9 @@ _BAD_TARGET = re.compile(r"[#\x00-\x20\x7f]")
 class Target(NamedTuple):
     site: Site
     path: str  # path and query to request from the backend
-    via: str  # what chose the site: "prefix", "referer" or "cookie" (sites.Resolution)
+    via: str  # what chose the site: "prefix", "referer" or "cookie" (routing.Resolution)
     cookie_site: str | None  # what the .site cookie said
-    navigation: bool  # a top-level document navigation (sites.is_navigation)
+    navigation: bool  # a top-level document navigation (routing.is_navigation)
     secure_client: bool  # the browser reached us (or the proxy in front of us) over https
 
     @property

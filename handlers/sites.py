@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from filters.charsets import codec_name
 from filters.links import DEFAULT_PORTS
 from filters.rules import RuleError, SubsFilterRules
+from handlers.access import networks
 
 log = logging.getLogger(__name__)
 
@@ -369,14 +370,11 @@ def _patterns(where: str, attr: str, value: object, key: str) -> tuple[re.Patter
 def _site_networks(
     where: str, value: object, key: str
 ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    expected = 'expected a list of addresses or networks, e.g. ["10.0.0.0/8"]'
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise SettingError(f"{where}: client_allow={value!r}: {expected}", "client_allow", key)
     try:
-        return tuple(ipaddress.ip_network(v, strict=False) for v in value)
-    except (ValueError, TypeError):
+        return networks(value)
+    except ValueError as exc:
         raise SettingError(
-            f"{where}: client_allow={value!r}: {expected}", "client_allow", key
+            f"{where}: client_allow={value!r}: expected {exc}", "client_allow", key
         ) from None
 
 
