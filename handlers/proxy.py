@@ -223,6 +223,8 @@ class ProxyHandler(ResponseRelay, PageHandler):
         upload = has_body and method not in ("GET", "HEAD")
         self._site = site
         self._target = target
+        # The request target as it goes upstream, byte for byte (see _prepare_curl).
+        self._upstream_target = _ascii_target(target.path)
         self._up_status = 0
         self._up_reason = ""
         self._up_fields: Fields = []
@@ -236,7 +238,7 @@ class ProxyHandler(ResponseRelay, PageHandler):
         self._transfer = Transfer(context.client, self._on_chunk, upload, length)
         self._headers_parser = HeaderParser(self._on_headers)
         upstream = HTTPRequest(
-            site.base_url + _ascii_target(target.path),
+            site.base_url + self._upstream_target,
             method=method,
             headers=headers,
             # A body is streamed in by Transfer; b"" only tells Tornado there is one.
@@ -278,7 +280,7 @@ class ProxyHandler(ResponseRelay, PageHandler):
         # "/./" and upper-case percent-escapes ("%2e" -> "%2E"), which breaks signed URLs.
         # (resolve_target refused targets with a "#" or control bytes.)
         curl.setopt(pycurl.PATH_AS_IS, 1)
-        curl.setopt(pycurl.REQUEST_TARGET, _ascii_target(self._target.path))
+        curl.setopt(pycurl.REQUEST_TARGET, self._upstream_target)
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         curl.setopt(pycurl.BUFFERSIZE, CURL_BUFFER_SIZE)
         # An idle timeout rather than a total one: a long download or event stream
