@@ -109,13 +109,12 @@ def expire_fallback_copies(cookie_header: str | None, site: str) -> list[str]:
     """Set-Cookie values that expire the fallback copies of ``site``'s cookies that came
     with this request (all of them have ``Path=/``: other paths are not sent to a
     prefixed URL of another site)."""
-    if not cookie_header:
-        return []
-    return [
-        f"{name}=; Path=/; {_EXPIRED}"
-        for name, _ in cookie_pairs(cookie_header)
-        if (_owner(name) or ("",))[0] == site
-    ]
+    expired = []
+    for name, _ in cookie_pairs(cookie_header):
+        owner = _owner(name)
+        if owner is not None and owner[0] == site:
+            expired.append(f"{name}=; Path=/; {_EXPIRED}")
+    return expired
 
 
 def _reserved(name: str) -> bool:
