@@ -97,6 +97,13 @@ class FrontDoor(HTTPServerConnectionDelegate):
     def on_close(self, server_conn: object) -> None:
         self.app.on_close(server_conn)
 
+    def has_ended(self, server_conn: object) -> bool:
+        """Whether this connection's last request has been seen."""
+        return server_conn in self._ended
+
+    def end(self, server_conn: object) -> None:
+        self._ended.add(server_conn)
+
 
 class _Checked(HTTPMessageDelegate):
     """One request: checked at its headers, then handed to the application, or
@@ -113,13 +120,13 @@ class _Checked(HTTPMessageDelegate):
     ) -> Awaitable[None] | None:
         assert isinstance(start_line, RequestStartLine)
         door = self.door
-        if self.server_conn in door._ended:
+        if door.has_ended(self.server_conn):
             # Pipelined behind the connection's last request: not a request at all.
             log.warning("%s %s after the connection's last request: dropped",
                         start_line.method, start_line.path[:200])  # fmt: skip
             return None
         if ends_connection(start_line.version, headers):
-            door._ended.add(self.server_conn)
+            door.end(self.server_conn)
         refused = refusal(start_line, headers, door.limits)
         if refused is not None:
             status, reason, detail = refused
@@ -142,7 +149,7 @@ class _Checked(HTTPMessageDelegate):
                 "Connection": "close",
             }
         )
-        self.door._ended.add(self.server_conn)
+        self.door.end(self.server_conn)
         self.request_conn.write_headers(
             ResponseStartLine("HTTP/1.1", status, reason),
             headers,
