@@ -55,11 +55,7 @@ def to_backend(url: str, table: SiteTable, current: Site | None, proxy_host: str
     unprefixed root-relative path is already the backend's own, and anything else (other
     hosts, the proxy's own pages, URNs) is left alone."""
     if url.startswith("/") and not url.startswith("//"):
-        found = split_prefixed(url)
-        if found is None:
-            return url
-        site = table.get(found[0])
-        return site.base_url + found[1] if site is not None else url
+        return _prefixed_to_backend(url, table) or url
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in _WEB_SCHEMES or not proxy_host:
         return url
@@ -69,13 +65,19 @@ def to_backend(url: str, table: SiteTable, current: Site | None, proxy_host: str
     path = rest[end:]
     if not path.startswith("/"):
         path = "/" + path
-    found = split_prefixed(path)
-    if found is not None:
-        site = table.get(found[0])
-        return site.base_url + found[1] if site is not None else url
+    if path.startswith(SITE_PREFIX):
+        return _prefixed_to_backend(path, table) or url
     if current is None or path == PROXY_PAGES[:-1] or path.startswith(PROXY_PAGES):
         return url
     return current.base_url + path
+
+
+def _prefixed_to_backend(path: str, table: SiteTable) -> str | None:
+    """``/.site.<name>/x`` -> ``<name's base URL>/x``; None for any other path, or a
+    name that is not configured."""
+    found = split_prefixed(path)
+    site = table.get(found[0]) if found is not None else None
+    return site.base_url + found[1] if site is not None and found is not None else None
 
 
 def origin_to_backend(origin: str, current: Site, proxy_host: str | None) -> str:
