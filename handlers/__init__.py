@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 from tornado.httpserver import HTTPServer
 from tornado.routing import Rule
 from tornado.web import Application
@@ -31,7 +33,10 @@ __all__ = [
 def make_app(table: SiteTable, options: Options, **settings: object) -> Application:
     """The proxy application for a validated site table. It makes its own HTTP client;
     tests and embedders build one per site table they want to serve."""
-    context = ProxyContext(table=table, options=options, client=make_client(options.max_clients))
+    # https backends without a ca_certs of their own are checked against the system's
+    # CA bundle (a wheel's libcurl may look for one where this system keeps none).
+    client = make_client(options.max_clients, ssl.get_default_verify_paths().cafile)
+    context = ProxyContext(table=table, options=options, client=client)
     args = {"context": context}
     return Application(
         [

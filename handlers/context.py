@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tornado.httputil import HTTPServerRequest
 
@@ -49,14 +48,8 @@ class ProxyContext:
     table: SiteTable
     options: Options
     client: RelayClient
-    default_ca_file: str | None = field(
-        default_factory=lambda: ssl.get_default_verify_paths().cafile
-    )
 
     def __post_init__(self) -> None:
-        # Upstream requests started and not yet ended: in flight or in the client's
-        # queue (at most max_clients + upstream_queue; past that, 503).
-        self.upstream_requests = 0
         self.plans: dict[str, SitePlan] = plans_for(self.table)
         self.shim = Shim(self.table)
         # Both were checked when the options were read (handlers/options.py).

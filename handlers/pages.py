@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tornado.httpclient import HTTPRequest
+from tornado.httputil import responses
 from tornado.web import RequestHandler
 
 from filters.links import SITE_PREFIX
@@ -123,7 +124,7 @@ class PageMixin:
     def write_error(self: Any, status_code: int, **kwargs: object) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
-        reason = self._reason or "Error"
+        reason = str(kwargs.get("reason") or responses.get(status_code, "Error"))
         self.finish(error_html(status_code, reason, "The proxy could not answer this request."))
 
     def finish(self: Any, chunk: Any = None) -> Any:

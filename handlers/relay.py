@@ -1,0 +1,388 @@
+"""One proxied request's exchange with its backend: the ``Relay``.
+
+A ``Relay`` owns the upstream transfer. It starts it, feeds it the request body, and
+receives what the backend answers in the shape of Tornado's ``HTTPMessageDelegate``:
+``headers_received``, ``data_received``, then ``finish`` or ``fail``. What the client
+is sent goes through a ``Sink``, a small interface the handler implements, so the relay
+can be driven and checked without a network (tests/test_relay.py).
+
+How the body travels is one named ``Mode`` (handlers/modes.py), chosen once, when the
+header block is in:
+
+- HEADERS_ONLY, REWRITE and SMALL hold the body and send the response in one go when the
+  backend is done (REWRITE rewrites it first; a body without a length that outgrows
+  ``rewrite_max_bytes`` switches to STREAM, unchanged);
+- STREAM sends the head at once, then writes each chunk as it comes, one flush at a
+  time, and pauses the backend while the client has DOWNLOAD_HIGH_WATER bytes or more
+  still to take.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+import pycurl
+from tornado.concurrent import Future
+from tornado.httputil import HTTPServerRequest
+
+from filters.pipeline import BodyRewriter
+from handlers.headers import downstream_headers, field
+from handlers.modes import NO_BODY_STATUSES, Mode, response_mode
+from handlers.upstream import Fields, TransferHandle, UpstreamError, UpstreamRequest
+
+if TYPE_CHECKING:
+    from handlers.context import ProxyContext
+    from handlers.request import Target
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_HIGH_WATER = 1 << 20
+# libcurl's error numbers that mean "the backend was too slow" (504); every other
+# failure before a response means "could not get a response" (502).
+_CURL_TIMEOUTS = frozenset({pycurl.E_OPERATION_TIMEDOUT})
+# Fields that describe the backend's bytes, not a body the proxy has changed.
+_STALE_WHEN_REWRITTEN = frozenset({"etag", "content-md5", "accept-ranges", "content-length"})
+
+
+class Sink(Protocol):
+    """The client's side of a relay (ProxyHandler implements it)."""
+
+    def respond(self, status: int, reason: str, fields: Iterable[tuple[str, str]]) -> None:
+        """Set the status line and header fields (sent with the first flush)."""
+
+    def write(self, chunk: bytes) -> None:
+        """Queue body bytes."""
+
+    def flush(self) -> Future[None]:
+        """Send what is queued; resolves when the client's connection has taken it."""
+
+    def finish(self) -> object:
+        """End the response."""
+
+    def error_page(self, status: int, title: str, detail: str) -> None:
+        """Answer with the proxy's own error page instead (nothing was sent yet)."""
+
+    def close(self) -> None:
+        """End the connection at once: the response cannot be completed honestly."""
+
+
+def _consume(future: Future) -> None:
+    future.exception()  # a fetch nobody awaits any more: its failure is expected
+
+
+class Relay:
+    """Relays one request (see the module's docstring). All its state is here."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        context: ProxyContext,
+        request: HTTPServerRequest,
+        target: Target,
+        own_cookies: list[str],
+    ) -> None:
+        self.sink = sink
+        self.context = context
+        self.site = target.site
+        self.target = target
+        self.method = request.method or "GET"
+        self.uri = request.uri or ""
+        self.request_headers = request.headers
+        self.own_cookies = own_cookies  # Set-Cookie fields of the proxy's own
+        # The upstream side.
+        self.transfer: TransferHandle | None = None
+        self.fetch: Future | None = None
+        self.body_done: Future[None] | None = None  # resolved when the upload is whole
+        self.write_body: object | None = None  # the client's write function, for uploads
+        # The response, as it is relayed.
+        self.mode: Mode | None = None  # None until the header block is in
+        self.status = 0
+        self.reason = ""
+        self.fields: Fields = []  # the header fields the client will be sent
+        self.rewriter: BodyRewriter | None = None
+        self.held: list[bytes] = []  # the body, in the modes that hold it
+        self.held_bytes = 0
+        self.pending: list[bytes] = []  # STREAM: received, not yet written
+        self.pending_bytes = 0
+        self.flushing: Future[None] | None = None  # STREAM: the flush in progress
+        self.head_sent = False
+        self.failure: str | None = None  # why the response cannot be relayed
+        self.client_gone = False
+        self.done = False  # finish or fail has run: nothing more is written
+
+    # --- the upstream transfer ------------------------------------------------------
+
+    def start(self, headers: dict[str, str], upload: bool, length: int | None) -> None:
+        """Send the request upstream. With ``upload``, the body follows through
+        ``feed`` (``length`` bytes, or chunked when None) and ends with ``complete``."""
+        site, target = self.site, self.target
+        producer = None
+        if upload:
+            self.body_done = Future()
+            producer = self._produce
+            if length is not None:
+                headers["Content-Length"] = str(length)
+        request_target = _ascii_target(target.path)
+        upstream = UpstreamRequest(
+            site.base_url + request_target,
+            request_target=request_target,
+            idle_timeout=site.timeout,
+            on_response=self.headers_received,
+            streaming_callback=self.data_received,
+            body_producer=producer,
+            method=self.method,
+            headers=headers,
+            follow_redirects=False,
+            decompress_response=False,
+            allow_nonstandard_methods=True,
+            connect_timeout=site.connect_timeout,
+            request_timeout=0,  # no total limit: idle_timeout instead
+            validate_cert=site.validate_cert,
+            ca_certs=site.ca_certs,
+        )
+        self.transfer = upstream.handle
+        self.fetch = self.context.client.fetch(upstream, raise_error=False)
+
+    def _produce(self, write: object) -> Future[None]:
+        self.write_body = write
+        assert self.body_done is not None
+        return self.body_done
+
+    def feed(self, chunk: bytes) -> Future[None] | None:
+        """A piece of the request body; a Future when the caller should wait for room."""
+        if self.write_body is None or self.done:
+            return None
+        waiting: Future[None] = self.write_body(chunk)  # type: ignore[operator]
+        return None if waiting.done() else waiting
+
+    async def complete(self) -> None:
+        """The request body is whole: wait for the backend, then end the response."""
+        if self.body_done is not None and not self.body_done.done():
+            self.body_done.set_result(None)
+        fetch, self.fetch = self.fetch, None  # its response refers back to this relay
+        if fetch is None:
+            return
+        try:
+            await fetch
+        except UpstreamError as exc:
+            self.fail(exc)
+            return
+        except Exception:
+            log.exception("%s: proxying %s failed", self.site.name, self.uri)
+            self.fail(None)
+            return
+        self.finish()
+
+    def abort(self) -> None:
+        """End the upstream transfer now (the client has gone or stalled)."""
+        if self.transfer is not None:
+            self.transfer.abort()
+        if self.fetch is not None:
+            self.fetch.add_done_callback(_consume)
+
+    def client_left(self) -> None:
+        self.client_gone = True
+        self.abort()
+
+    # --- what the backend answers ---------------------------------------------------------
+
+    def headers_received(self, status: int, reason: str, fields: Fields) -> None:
+        self.status, self.reason = status, reason
+        if self.done or self.client_gone:
+            return
+        try:
+            self._plan(fields)
+        except ValueError as exc:  # a field that may not be sent (control characters)
+            log.warning("%s: invalid response header from the backend: %s", self.site.name, exc)
+            self.failure = f"The site {self.site.name!r} sent an invalid response."
+        except Exception:
+            log.exception("%s: cannot relay the response headers", self.site.name)
+            self.failure = f"The site {self.site.name!r} sent a response the proxy could not relay."
+
+    def _plan(self, fields: Fields) -> None:
+        site, context, target = self.site, self.context, self.target
+        # The shim's tag for an HTML page, and any CSP amended to admit it.
+        tag, fields = context.shim.plan(site, self.request_headers, fields)
+        out = list(
+            downstream_headers(fields, context.table, site, target.path, target.secure_client)
+        )
+        out.extend(("Set-Cookie", cookie) for cookie in self.own_cookies)
+        self.fields = out
+        status, method, options = self.status, self.method, context.options
+        length_text = field(fields, "content-length")
+        length = int(length_text) if length_text and length_text.isdigit() else None
+        rewriter = None
+        if method != "HEAD" and status not in NO_BODY_STATUSES and status != 206:
+            rewriter = context.plans[site.name].for_response(
+                self.uri, field(fields, "content-type"), field(fields, "content-encoding"), tag
+            )
+        mode = response_mode(
+            method,
+            status,
+            length,
+            rewriter is not None,
+            options.rewrite_max_bytes,
+            options.small_body_bytes,
+        )
+        self.mode = mode
+        if mode is Mode.REWRITE:
+            self.rewriter = rewriter
+        elif rewriter is not None:
+            self._log_too_large()
+        if mode is Mode.STREAM:
+            self.sink.respond(status, self.reason, out)
+            self._send_pending()  # the head now: an event stream's client is waiting
+
+    def data_received(self, chunk: bytes) -> Future[None] | None:
+        """A piece of the response body. Returns a Future to pause the backend until
+        it resolves (the client is behind)."""
+        if self.failure is not None or self.client_gone or self.done:
+            return None
+        if self.mode is not Mode.STREAM:
+            self.held.append(chunk)
+            if self.rewriter is not None:
+                self.held_bytes += len(chunk)
+                if self.held_bytes > self.context.options.rewrite_max_bytes:
+                    self._give_up_rewriting()
+            return None
+        self.pending.append(chunk)
+        self.pending_bytes += len(chunk)
+        if self.flushing is None:
+            self._send_pending()
+            return None
+        return self.flushing if self.pending_bytes >= DOWNLOAD_HIGH_WATER else None
+
+    def _send_pending(self) -> None:
+        """Write what is waiting; one flush at a time, so that its completion says the
+        client has taken everything so far."""
+        sink = self.sink
+        for chunk in self.pending:
+            sink.write(chunk)
+        self.pending = []
+        self.pending_bytes = 0
+        self.head_sent = True
+        flushing = sink.flush()
+        self.flushing = flushing
+        flushing.add_done_callback(self._flushed)
+
+    def _flushed(self, flushing: Future[None]) -> None:
+        self.flushing = None
+        if flushing.exception() is not None:
+            return  # the client has gone: the handler hears of it and ends the transfer
+        if self.pending and not self.done:
+            self._send_pending()
+
+    def _give_up_rewriting(self) -> None:
+        """A body without Content-Length grew past the rewrite cap: send what we have
+        unchanged and stream the rest."""
+        self._log_too_large()
+        self.mode, self.rewriter = Mode.STREAM, None
+        self.pending, self.held = self.held, []
+        self.pending_bytes, self.held_bytes = self.held_bytes, 0
+        self.sink.respond(self.status, self.reason, self.fields)
+        self._send_pending()
+
+    def _log_too_large(self) -> None:
+        log.warning(
+            "%s: %s is larger than rewrite_max_bytes (%d): sent unchanged",
+            self.site.name,
+            self.uri,
+            self.context.options.rewrite_max_bytes,
+        )
+
+    def finish(self) -> None:
+        """The backend's response is complete: complete the client's."""
+        if self.done:
+            return
+        mode = self.mode
+        if self.client_gone:
+            self.done = True
+            self.sink.close()
+            return
+        if self.failure is not None or mode is None:
+            self.fail(None)
+            return
+        self.done = True
+        sink = self.sink
+        if mode is Mode.STREAM:
+            for chunk in self.pending:
+                sink.write(chunk)
+            self.pending = []
+            sink.finish()
+            return
+        fields = self.fields
+        body = b"".join(self.held)
+        self.held = []
+        if mode is Mode.HEADERS_ONLY:
+            if self.status in NO_BODY_STATUSES:
+                fields = [(k, v) for k, v in fields if k.lower() != "content-length"]
+            body = b""
+        elif mode is Mode.REWRITE:
+            new = self._rewritten(body)
+            if new is not None:
+                # The body changed: its length and the validators of the backend's
+                # bytes no longer describe it.
+                fields = [(k, v) for k, v in fields if k.lower() not in _STALE_WHEN_REWRITTEN]
+                fields.append(("Content-Length", str(len(new))))
+                body = new
+        try:
+            sink.respond(self.status, self.reason, fields)
+        except ValueError as exc:
+            log.warning("%s: invalid response header from the backend: %s", self.site.name, exc)
+            self.done = False
+            self.failure = f"The site {self.site.name!r} sent an invalid response."
+            self.fail(None)
+            return
+        self.head_sent = True
+        if mode is Mode.HEADERS_ONLY:
+            sink.flush()  # the head alone: no Content-Length may be made up for it
+        else:
+            sink.write(body)
+        sink.finish()
+
+    def _rewritten(self, body: bytes) -> bytes | None:
+        """The rewritten body; None when unchanged (or when rewriting failed)."""
+        assert self.rewriter is not None
+        try:
+            return self.rewriter.rewrite(body, self.context.options.rewrite_max_bytes)
+        except Exception:
+            log.exception("%s: rewriting %s failed; sent as is", self.site.name, self.uri)
+            return None
+
+    def fail(self, exc: Exception | None) -> None:
+        """No complete response can come: a 502/504 page if nothing was sent yet, else
+        the connection is closed before the body is complete."""
+        if self.done:
+            return
+        self.done = True
+        site, sink = self.site, self.sink
+        if self.client_gone:
+            sink.close()
+            return
+        if self.head_sent:
+            # Part of the response is already with the client: the only honest signal
+            # left is to end the connection before the body is complete.
+            log.warning("%s: response to %s broke off: %s", site.name, self.uri, exc)
+            sink.close()
+            return
+        if isinstance(exc, UpstreamError) and exc.errno in _CURL_TIMEOUTS:
+            status, title = 504, "Site timed out"
+            detail = f"The site {site.name!r} did not answer in time."
+        else:
+            status, title = 502, "Site unreachable"
+            detail = self.failure or (
+                f"The proxy could not get a response from the site {site.name!r}."
+            )
+        log.warning("%s: %s %s -> %d (%s)", site.name, self.method, self.uri, status, exc)
+        sink.error_page(status, title, detail)
+
+
+def _ascii_target(target: str) -> str:
+    """The request target as libcurl will accept it. Tornado hands us the request line
+    decoded as latin-1, so each character is one byte as sent; bytes outside ASCII are
+    percent-encoded (as browsers do), everything else passes untouched."""
+    if target.isascii():
+        return target
+    return "".join(c if ord(c) < 128 else f"%{ord(c):02X}" for c in target)

@@ -1,0 +1,269 @@
+"""The relay on its own: a fake sink, no network. Each test drives one Relay through
+headers_received / data_received / finish / fail as the upstream client would, and
+checks what the client side (the sink) was asked to do, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import pycurl
+import pytest
+from tornado.concurrent import Future
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+
+from handlers import BackendSite, Options, ProxyContext, build_site_table
+from handlers.modes import Mode
+from handlers.relay import DOWNLOAD_HIGH_WATER, Relay
+from handlers.request import Target
+from handlers.upstream import UpstreamError, make_client
+
+HTML = "text/html; charset=utf-8"
+
+
+class FakeSink:
+    """Records every call; flushes resolve only when the test says so."""
+
+    def __init__(self, refuse_controls: bool = False) -> None:
+        self.calls: list[tuple] = []
+        self.flushes: list[Future[None]] = []
+        self.refuse_controls = refuse_controls
+
+    def respond(self, status: int, reason: str, fields: Iterable[tuple[str, str]]) -> None:
+        fields = list(fields)
+        if self.refuse_controls and any("\x01" in v for _, v in fields):
+            raise ValueError("control character in a header value")
+        self.calls.append(("respond", status, reason, fields))
+
+    def write(self, chunk: bytes) -> None:
+        self.calls.append(("write", chunk))
+
+    def flush(self) -> Future[None]:
+        future: Future[None] = Future()
+        self.flushes.append(future)
+        self.calls.append(("flush",))
+        return future
+
+    def finish(self) -> None:
+        self.calls.append(("finish",))
+
+    def error_page(self, status: int, title: str, detail: str) -> None:
+        self.calls.append(("error", status))
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+    def kinds(self) -> list[str]:
+        return [c[0] for c in self.calls]
+
+    def body(self) -> bytes:
+        return b"".join(c[1] for c in self.calls if c[0] == "write")
+
+    def head(self) -> tuple[int, dict[str, str]]:
+        (call,) = [c for c in self.calls if c[0] == "respond"]
+        return call[1], {k.lower(): v for k, v in call[3]}
+
+
+def run(test):
+    """Run ``test(make_relay)`` inside an event loop (Futures need one)."""
+
+    async def main():
+        table = build_site_table(
+            {
+                "app": BackendSite("app", "http://10.1.2.3:8080", None, [], shim=False),
+            }
+        )
+        options = Options(rewrite_max_bytes=64 * 1024, small_body_bytes=16 * 1024)
+        client = make_client(4)
+        context = ProxyContext(table=table, options=options, client=client)
+
+        def make_relay(method="GET", sink=None, uri="/.site.app/page"):
+            sink = sink or FakeSink()
+            request = HTTPServerRequest(
+                start_line=RequestStartLine(method, uri, "HTTP/1.1"),
+                headers=HTTPHeaders({"Host": "proxy"}),
+            )
+            target = Target(table.get("app"), uri.removeprefix("/.site.app"), "prefix",
+                            "app", False, False)  # fmt: skip
+            return Relay(sink, context, request, target, []), sink
+
+        try:
+            result = test(make_relay)
+            if asyncio.iscoroutine(result):
+                await result
+        finally:
+            client.close()
+
+    asyncio.run(main())
+
+
+def test_head_and_bodyless_statuses_send_the_head_alone():
+    def check(make_relay):
+        relay, sink = make_relay("HEAD")
+        relay.headers_received(200, "OK", [("Content-Length", "1234"), ("Content-Type", HTML)])
+        assert relay.mode is Mode.HEADERS_ONLY and sink.calls == []
+        relay.finish()
+        assert sink.kinds() == ["respond", "flush", "finish"]
+        assert sink.head()[1]["content-length"] == "1234"  # HEAD keeps the GET's length
+
+        relay, sink = make_relay("GET")
+        relay.headers_received(304, "Not Modified", [("Content-Length", "99"), ("ETag", '"x"')])
+        relay.finish()
+        status, head = sink.head()
+        assert status == 304 and "content-length" not in head and head["etag"] == '"x"'
+        assert sink.kinds() == ["respond", "flush", "finish"]
+
+    run(check)
+
+
+def test_a_small_body_leaves_in_one_write_with_its_head():
+    def check(make_relay):
+        relay, sink = make_relay()
+        relay.headers_received(200, "OK", [("Content-Length", "10"), ("Content-Type", "image/png")])
+        assert relay.mode is Mode.SMALL
+        assert relay.data_received(b"01234") is None
+        assert relay.data_received(b"56789") is None
+        assert sink.calls == []  # nothing before the body is whole
+        relay.finish()
+        assert sink.kinds() == ["respond", "write", "finish"]
+        assert sink.body() == b"0123456789"
+
+    run(check)
+
+
+def test_a_large_body_streams_and_a_slow_client_pauses_the_backend():
+    async def check(make_relay):
+        relay, sink = make_relay()
+        relay.headers_received(200, "OK", [("Content-Type", "application/octet-stream")])
+        assert relay.mode is Mode.STREAM
+        assert sink.kinds() == ["respond", "flush"]  # the head goes at once
+        piece = b"x" * (256 * 1024)
+        waits = [relay.data_received(piece) for _ in range(DOWNLOAD_HIGH_WATER // len(piece))]
+        # The first flush is still with the client: chunks wait, and once a high-water
+        # mark of them waits, the backend is asked to pause until that flush is done.
+        assert waits[:-1] == [None] * (len(waits) - 1)
+        assert waits[-1] is sink.flushes[0] and not waits[-1].done()
+        assert sink.kinds() == ["respond", "flush"]
+        sink.flushes[0].set_result(None)
+        await asyncio.sleep(0)
+        # Everything that waited went out in one more flush.
+        assert sink.kinds() == ["respond", "flush"] + ["write"] * len(waits) + ["flush"]
+        assert relay.data_received(b"tail") is None  # below the mark: no pause
+        relay.finish()
+        assert sink.kinds()[-2:] == ["write", "finish"]
+        assert sink.body() == piece * len(waits) + b"tail"
+
+    run(check)
+
+
+def test_a_page_is_rewritten_whole_and_its_stale_fields_go():
+    def check(make_relay):
+        relay, sink = make_relay()
+        page = b'<a href="http://10.1.2.3:8080/docs/x">x</a>'
+        relay.headers_received(
+            200,
+            "OK",
+            [
+                ("Content-Type", HTML),
+                ("Content-Length", str(len(page))),
+                ("ETag", '"abc"'),
+                ("Accept-Ranges", "bytes"),
+            ],
+        )
+        assert relay.mode is Mode.REWRITE
+        relay.data_received(page[:10])
+        relay.data_received(page[10:])
+        relay.finish()
+        status, head = sink.head()
+        body = sink.body()
+        assert b'href="/.site.app/docs/x"' in body
+        assert head["content-length"] == str(len(body))
+        assert "etag" not in head and "accept-ranges" not in head
+        assert sink.kinds() == ["respond", "write", "finish"]
+
+    run(check)
+
+
+def test_a_page_without_length_that_outgrows_the_cap_streams_unchanged():
+    async def check(make_relay):
+        relay, sink = make_relay()
+        relay.headers_received(200, "OK", [("Content-Type", HTML)])
+        assert relay.mode is Mode.REWRITE
+        link = b'<a href="http://10.1.2.3:8080/x">x</a>'
+        chunk = link * (16 * 1024 // len(link))
+        for _ in range(5):  # 80 KiB > rewrite_max_bytes (64 KiB)
+            relay.data_received(chunk)
+        assert relay.mode is Mode.STREAM
+        sink.flushes[0].set_result(None)
+        relay.finish()
+        assert sink.body() == chunk * 5  # unchanged: the rewriting was given up
+
+    run(check)
+
+
+def test_failures_before_and_after_the_head():
+    def check(make_relay):
+        relay, sink = make_relay()
+        relay.fail(UpstreamError(pycurl.E_COULDNT_CONNECT, "refused"))
+        assert sink.calls == [("error", 502)]
+
+        relay, sink = make_relay()
+        relay.fail(UpstreamError(pycurl.E_OPERATION_TIMEDOUT, "slow"))
+        assert sink.calls == [("error", 504)]
+
+        relay, sink = make_relay()  # a held body: nothing was sent, so still a page
+        relay.headers_received(200, "OK", [("Content-Type", "image/png"), ("Content-Length", "3")])
+        relay.fail(UpstreamError(pycurl.E_RECV_ERROR, "reset"))
+        assert sink.calls[-1] == ("error", 502)
+
+        relay, sink = make_relay()  # streamed: the head is out, so the connection ends
+        relay.headers_received(200, "OK", [("Content-Type", "application/octet-stream")])
+        relay.fail(UpstreamError(pycurl.E_RECV_ERROR, "reset"))
+        assert sink.kinds() == ["respond", "flush", "close"]
+        relay.finish()  # a late finish changes nothing
+        assert sink.kinds() == ["respond", "flush", "close"]
+
+    run(check)
+
+
+def test_a_client_that_left_gets_nothing_more():
+    def check(make_relay):
+        relay, sink = make_relay()
+        relay.client_left()
+        relay.headers_received(200, "OK", [("Content-Length", "3")])
+        assert relay.data_received(b"abc") is None
+        relay.finish()
+        assert sink.calls == [("close",)]
+
+    run(check)
+
+
+def test_a_header_the_client_side_refuses_becomes_a_502():
+    def check(make_relay):
+        relay, sink = make_relay(sink=FakeSink(refuse_controls=True))
+        relay.headers_received(200, "OK", [("Content-Length", "2"), ("X-Bad", "a\x01b")])
+        relay.data_received(b"ok")
+        relay.finish()
+        assert sink.calls == [("error", 502)]
+
+    run(check)
+
+
+@pytest.mark.parametrize(
+    "method,status,fields,mode",
+    [
+        ("GET", 200, [("Content-Type", HTML)], Mode.REWRITE),
+        ("GET", 206, [("Content-Type", HTML), ("Content-Length", "5")], Mode.SMALL),
+        ("GET", 200, [("Content-Type", HTML), ("Content-Length", "99999999")], Mode.STREAM),
+        ("GET", 200, [("Content-Type", "text/html"), ("Content-Encoding", "zstd-x")], Mode.STREAM),
+        ("HEAD", 200, [("Content-Type", HTML)], Mode.HEADERS_ONLY),
+        ("POST", 204, [], Mode.HEADERS_ONLY),
+    ],
+)
+def test_the_mode_follows_the_response(method, status, fields, mode):
+    def check(make_relay):
+        relay, _ = make_relay(method)
+        relay.headers_received(status, "", fields)
+        assert relay.mode is mode
+
+    run(check)
