@@ -60,14 +60,31 @@ def kind_of(mtype: str) -> str | None:
 
 
 class SiteLike(Protocol):
-    name: str
-    scheme: str
-    host: str
-    port: int
-    filter_rules: Sequence[SubsFilterRules]
-    auto_rewrite: bool
-    prefix_links: bool
-    charset: str | None
+    """What a plan needs of a site (read only; handlers.sites.Site has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def scheme(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def filter_rules(self) -> Sequence[SubsFilterRules]: ...
+
+    @property
+    def auto_rewrite(self) -> bool: ...
+
+    @property
+    def prefix_links(self) -> bool: ...
+
+    @property
+    def charset(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.routing import Rule
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-def make_app(table: SiteTable, options: Options, **settings: object) -> Application:
+def make_app(table: SiteTable, options: Options, **settings: Any) -> Application:
     """The proxy application for a validated site table. It makes its own HTTP client;
     tests and embedders build one per site table they want to serve."""
     # https backends without a ca_certs of their own are checked against the system's

@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from filters.charsets import codec_name
@@ -150,7 +150,7 @@ class SiteTable:
     def __len__(self) -> int:
         return len(self.by_name)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Site]:
         return iter(self.by_name.values())
 
     def get(self, name: str | None) -> Site | None:

@@ -159,7 +159,9 @@ class _Transfer:
         self.head_complete = False
         self.delivered_head = False
         self.on_response: ResponseCallback | None = getattr(request, "on_response", None)
-        self.on_chunk = request.streaming_callback
+        # May return a Future: the pause a consumer asks for (see the module docstring).
+        self.on_chunk: Callable[[bytes], Future[None] | None] | None
+        self.on_chunk = request.streaming_callback  # type: ignore[assignment]
         self.buffer: BytesIO | None = None if self.on_chunk else BytesIO()
         self.chunks: collections.deque[bytes] = collections.deque()
         self.queued_bytes = 0
@@ -245,18 +247,21 @@ class _Transfer:
         self.queued = False
         if self.lines:
             lines, self.lines = self.lines, []
+            header_callback = self.request.header_callback
+            assert header_callback is not None
             for line in lines:
-                self.request.header_callback(line.decode("latin-1"))
+                header_callback(line.decode("latin-1"))
         if self.head_complete and not self.delivered_head:
             self.delivered_head = True
             if self.on_response is not None:
                 self.on_response(self.code, self.reason, self.fields)
         chunks = self.chunks
         on_chunk = self.on_chunk
+        assert on_chunk is not None or not chunks
         while chunks and self.curl is not None:
             chunk = chunks.popleft()
             self.queued_bytes -= len(chunk)
-            wait = on_chunk(chunk)
+            wait = on_chunk(chunk)  # type: ignore[misc]
             if wait is not None and not wait.done():
                 self.held = True
                 wait.add_done_callback(self._resume)
@@ -381,7 +386,8 @@ class RelayClient(AsyncHTTPClient):
                 return
         if request.body_producer is not None:
             transfer.body = collections.deque()
-            produced = convert_yielded(request.body_producer(transfer.write_body))
+            write: Any = transfer.write_body  # returns a Future, as Tornado's own does
+            produced = convert_yielded(request.body_producer(write))
             produced.add_done_callback(transfer.body_produced)
         elif request.body is not None or request.method in _BODY_METHODS:
             transfer.body = collections.deque([memoryview(request.body or b"")])

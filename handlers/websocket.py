@@ -93,7 +93,7 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
         return None
 
     @property
-    def max_message_size(self) -> int:  # type: ignore[override]
+    def max_message_size(self) -> int:
         return MAX_MESSAGE_SIZE
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
