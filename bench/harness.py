@@ -142,6 +142,25 @@ class Process:
             self.proc.kill()
 
 
+class Workers:
+    """CPU time of processes we did not start ourselves (nginx's workers)."""
+
+    def __init__(self, master_pid: int) -> None:
+        out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True)
+        self.pids = [int(p) for p in out.stdout.split()]
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in self.pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def rss_mib(self) -> float:
+        return 0.0
+
+
 @dataclass
 class WrkResult:
     requests: int

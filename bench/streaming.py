@@ -66,6 +66,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--slow-mib-per-s", type=int, default=32)
+    # Three processes share two cores: a fast download runs at one of two speeds,
+    # depending on whether the scheduler puts the proxy and curl on the same core.
+    ap.add_argument("--rounds", type=int, default=3, help="fast downloads per target; best kept")
     args = ap.parse_args()
 
     docroot = tempfile.mkdtemp(prefix="bench-docroot-")
@@ -84,6 +87,7 @@ def main() -> None:
         [sys.executable, "proxy.py", f"--port={port}", "--address=127.0.0.1", f"--config={config}"],
         f"http://127.0.0.1:{port}/.proxy/health",
     )
+    idle_rss = proxy.rss_mib()  # started and answered its health check, serving nothing
     targets = {
         "direct backend (nginx static)": (f"{backend}/big.bin", []),
         "nginx proxy_pass": (
@@ -100,15 +104,19 @@ def main() -> None:
             for label, limit in (("fast", None), ("slow", slow)):
                 if label == "slow" and not pids:
                     continue
-                sampler = Sampler(pids)
-                sampler.start()
-                start = time.monotonic()
-                row[f"{label}_mib_s"] = download(url, limit)
-                row[f"{label}_seconds"] = time.monotonic() - start
-                sampler.halt.set()
-                sampler.join()
-                if pids:
-                    row[f"{label}_peak_rss_mib"] = sampler.peak
+                for _ in range(args.rounds if label == "fast" else 1):
+                    sampler = Sampler(pids)
+                    sampler.start()
+                    start = time.monotonic()
+                    speed = download(url, limit)
+                    seconds = time.monotonic() - start
+                    sampler.halt.set()
+                    sampler.join()
+                    if speed > row.get(f"{label}_mib_s", 0.0):
+                        row[f"{label}_mib_s"], row[f"{label}_seconds"] = speed, seconds
+                    if pids:
+                        peak = max(row.get(f"{label}_peak_rss_mib", 0.0), sampler.peak)
+                        row[f"{label}_peak_rss_mib"] = peak
             results[name] = row
     finally:
         proxy.stop()
@@ -116,7 +124,10 @@ def main() -> None:
         os.unlink(config)
         os.unlink(path)
     size = args.size_mib
-    print(f"{size} MiB download through each, curl to /dev/null; slow client at {slow}/s")
+    print(
+        f"{size} MiB download through each, curl to /dev/null (fast: best of {args.rounds});"
+        f" slow client at {slow}/s"
+    )
     print(f"{'target':32} {'fast MiB/s':>11} {'peak RSS':>9} {'slow MiB/s':>11} {'peak RSS':>9}")
     for name, r in results.items():
         print(
@@ -125,7 +136,16 @@ def main() -> None:
         )
     ratio = results["web_proxy"]["fast_mib_s"] / results["nginx proxy_pass"]["fast_mib_s"]
     print(f"web_proxy / nginx throughput: {ratio:.2f}")
+    above = {
+        label: results["web_proxy"][f"{label}_peak_rss_mib"] - idle_rss
+        for label in ("fast", "slow")
+    }
+    print(
+        f"web_proxy idle RSS {idle_rss:.0f} MiB; peak above idle: fast {above['fast']:.1f} MiB,"
+        f" slow {above['slow']:.1f} MiB"
+    )
     results["ratio_to_nginx"] = {"fast": ratio}
+    results["web_proxy_rss_above_idle_mib"] = above
     saved = save("streaming", {"args": vars(args), "results": results})
     print(f"saved {os.path.relpath(saved, ROOT)}")
 
