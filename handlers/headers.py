@@ -10,7 +10,7 @@ from tornado.httputil import HTTPHeaders
 from filters.codings import accept_encoding
 from handlers.cookies import cookies_for_site, scope_set_cookie
 from handlers.sites import Site, SiteTable
-from handlers.upstream import Fields
+from handlers.transfer import Fields
 from handlers.urlmap import if_to_backend, origin_to_backend, to_backend, to_proxy
 
 # Hop-by-hop fields (RFC 9110 section 7.6.1) describe one connection, not the message:

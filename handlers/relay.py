@@ -30,7 +30,8 @@ from tornado.httputil import HTTPServerRequest
 from filters.pipeline import BodyRewriter
 from handlers.headers import downstream_headers, field
 from handlers.modes import NO_BODY_STATUSES, Mode, response_mode
-from handlers.upstream import Fields, TransferHandle, UpstreamError, UpstreamRequest
+from handlers.transfer import Fields
+from handlers.upstream import TransferHandle, UpstreamError, UpstreamRequest
 
 if TYPE_CHECKING:
     from handlers.context import ProxyContext

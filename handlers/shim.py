@@ -22,7 +22,7 @@ import rjsmin
 from filters.pipeline import kind_of, media_type
 from handlers.csp import admit_shim
 from handlers.sites import Site, SiteTable
-from handlers.upstream import Fields
+from handlers.transfer import Fields
 
 SHIM_PATH = "/.proxy/shim.js"
 _SOURCE = Path(__file__).parent / "assets" / "shim.js"
