@@ -14,21 +14,33 @@ import asyncio
 import importlib.util
 import logging
 import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 import traceback
 from collections.abc import Coroutine
 from types import ModuleType
 from typing import Any
 
+from tornado.netutil import bind_sockets
 from tornado.options import OptionParser
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from handlers import Options, build_site_table, make_app, make_server  # noqa: E402
+from handlers import (  # noqa: E402
+    Options,
+    ProxyState,
+    SiteTable,
+    build_site_table,
+    make_app,
+    make_server,
+)
 from handlers.options import check_sites, locate  # noqa: E402
+from handlers.processes import process_count, run_processes  # noqa: E402
 from handlers.sites import ConfigError, RuleError, SettingError  # noqa: E402
 
 log = logging.getLogger("web_proxy")
@@ -39,6 +51,13 @@ def define_options(parser: OptionParser) -> None:
     parser.define("address", default="", help="address to listen on (default: all interfaces)")
     parser.define("config", default=None, help="settings file to load instead of settings.py")
     parser.define("demo", default=False, type=bool, help="serve the built-in demo sites")
+    parser.define(
+        "processes",
+        default=1,
+        type=int,
+        help="proxy processes sharing the port (0: one per CPU core); a process that dies"
+        " is replaced, and SIGTERM/SIGHUP reach them all",
+    )
     parser.define(
         "hash_password",
         default=False,
@@ -89,39 +108,62 @@ def load_settings(path: str | None = None) -> ModuleType:
     return module
 
 
-async def serve(
-    port: int, address: str, config_path: str | None, demo: bool, explicit_level: bool = False
-) -> int:
+class ConfigProblem(Exception):
+    """The configuration cannot be used; the message says where and why, in one line."""
+
+
+def read_config(config_path: str | None, forward_list: Any = None) -> tuple[SiteTable, Options]:
+    """The site table and options of the settings file, fully validated (ConfigProblem
+    otherwise). ``forward_list`` replaces the file's sites (the demo's)."""
     try:
         settings = load_settings(config_path)
-        forward_list = settings.forward_list
-        demo_servers = []
-        if demo:
-            from demo import start_demo_sites
-
-            demo_sites = start_demo_sites()
-            forward_list, demo_servers = demo_sites.forward_list, demo_sites.servers
         # Options first: a bad Config value is reported even when the sites are fine.
         options = Options.from_config(settings.config)
-        table = build_site_table(forward_list)
+        table = build_site_table(forward_list or settings.forward_list)
         check_sites(table, options)
     except SettingError as exc:
         path = settings_path(config_path)
         line = locate(path, exc.setting, exc.site)
         where = f"{path}, line {line}: " if line else ""
-        print(f"web_proxy: configuration error: {where}{exc}", file=sys.stderr)
-        return 2
+        raise ConfigProblem(f"{where}{exc}") from None
     except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+    return table, options
+
+
+async def serve(
+    port: int,
+    address: str,
+    config_path: str | None,
+    demo: bool,
+    explicit_level: bool = False,
+    sockets: list[socket.socket] | None = None,
+) -> int:
+    """Serve until SIGTERM or SIGINT, then drain (README: "Operating it"). SIGHUP
+    re-reads the settings file. ``sockets``: already bound (--processes)."""
+    demo_sites = None
+    if demo:
+        from demo import start_demo_sites
+
+        demo_sites = start_demo_sites()
+    forward_list = demo_sites.forward_list if demo_sites else None
+    try:
+        table, options = read_config(config_path, forward_list)
+    except ConfigProblem as exc:
         print(f"web_proxy: configuration error: {exc}", file=sys.stderr)
         return 2
     if not explicit_level:
         logging.getLogger().setLevel(options.logging_level)
     app = make_app(table, options)
+    state: ProxyState = app.settings["state"]
     server = make_server(app, options)
     if demo and not address:
         address = "127.0.0.1"  # the demo is for this machine's browser only
     try:
-        server.listen(port, address or "")
+        if sockets is not None:
+            server.add_sockets(sockets)
+        else:
+            server.listen(port, address or "")
     except OSError as exc:
         print(
             f"web_proxy: cannot listen on {address or '*'}:{port}: {exc.strerror}", file=sys.stderr
@@ -135,17 +177,42 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload, state, config_path, forward_list)
     await stop.wait()
-    log.info("shutting down")
-    server.stop()
-    for demo_server in demo_servers:
-        demo_server.stop()
-    # Let requests in flight finish, briefly; supervisor's stopwaitsecs bounds us anyway.
+    grace = state.context.options.shutdown_grace_seconds
+    log.warning(
+        "shutting down: no new connections; %d request(s) in flight get up to %.0f s",
+        state.in_flight,
+        grace,
+    )
+    server.stop()  # the listening sockets close: new connections are refused
+    await state.drain(grace)
+    # Connections left are idle keep-alive ones: give a client that is about to use one a
+    # moment (its response then closes it), then close the rest.
+    for _ in range(20):
+        if not state.door or not state.door.connections:
+            break
+        await asyncio.sleep(0.05)
     try:
         await asyncio.wait_for(server.close_all_connections(), timeout=5)
     except TimeoutError:
         pass
+    for demo_server in demo_sites.servers if demo_sites else []:
+        demo_server.stop()
+    log.warning("stopped")
     return 0
+
+
+def reload(state: ProxyState, config_path: str | None, forward_list: Any) -> None:
+    """SIGHUP: the settings file again, validated whole; used for new requests only if
+    it is good, else the configuration in force stays and one line says why."""
+    try:
+        table, options = read_config(config_path, forward_list)
+    except ConfigProblem as exc:
+        log.error("reload refused, still serving the previous configuration: %s", exc)
+        return
+    state.reload(table, options)
+    log.warning("reloaded %s: %d site(s)", settings_path(config_path), len(table))
 
 
 def print_password_hash() -> int:
@@ -183,7 +250,48 @@ def main(argv: list[str] | None = None) -> int:
     if parser.hash_password:
         return print_password_hash()
     explicit_level = any(a.startswith("--logging") for a in argv[1:])
-    return run(serve(parser.port, parser.address, parser.config, parser.demo, explicit_level))
+    if parser.processes == 1:
+        return run(serve(parser.port, parser.address, parser.config, parser.demo, explicit_level))
+    return serve_processes(parser, explicit_level)
+
+
+def serve_processes(parser: OptionParser, explicit_level: bool) -> int:
+    """--processes: the configuration checked once here, the socket bound here, then one
+    ordinary server per forked process (handlers/processes.py)."""
+    if parser.demo:
+        print("web_proxy: --demo runs in one process; leave out --processes", file=sys.stderr)
+        return 2
+    if parser.processes < 0:
+        print("web_proxy: --processes must be 0 (one per core) or more", file=sys.stderr)
+        return 2
+    try:
+        read_config(parser.config)
+    except ConfigProblem as exc:
+        print(f"web_proxy: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sockets = bind_sockets(parser.port, parser.address or None)
+    except OSError as exc:
+        where = f"{parser.address or '*'}:{parser.port}"
+        print(f"web_proxy: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
+        return 1
+    # Each process keeps its metrics in files here; a scrape of any one sums them all.
+    # (An operator's own directory is used as given and left in place.)
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = given or tempfile.mkdtemp(prefix="web_proxy-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    count = process_count(parser.processes)
+    print(f"web_proxy: starting {count} processes", flush=True)
+
+    def child() -> int:
+        args = (parser.port, parser.address, parser.config, False, explicit_level, sockets)
+        return run(serve(*args))
+
+    try:
+        return run_processes(count, child)
+    finally:
+        if not given:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def run(main: Coroutine[Any, Any, int]) -> int:

@@ -65,6 +65,15 @@ class Config:
     users: dict[str, str] = {}
     cookie_secret = None
     session_seconds = 8 * 3600
+    # SIGTERM stops taking connections and lets requests in flight finish for up to this
+    # long (keep it under supervisor's stopwaitsecs, 30 in deploy/). SIGHUP re-reads this
+    # file. One access log line per request: "-" is standard error, else a file path
+    # (reopened when logrotate moves it), None turns it off; "combined" or "json".
+    shutdown_grace_seconds = 25
+    access_log = "-"
+    access_log_format = "combined"
+    # Who may read /.proxy/metrics (Prometheus text format).
+    metrics_allow = ("127.0.0.0/8", "::1")
 
 
 class Development(Config):

@@ -12,10 +12,18 @@ from tornado.web import Application
 from handlers.context import ProxyContext
 from handlers.frontdoor import FrontDoor, Limits
 from handlers.login import LoginHandler, LogoutHandler
+from handlers.metrics import Metrics
 from handlers.options import Options
-from handlers.pages import HealthHandler, ShimHandler, SiteListHandler, SiteStatusHandler
+from handlers.pages import (
+    HealthHandler,
+    MetricsHandler,
+    ShimHandler,
+    SiteListHandler,
+    SiteStatusHandler,
+)
 from handlers.proxy import ProxyHandler
 from handlers.sites import BackendSite, ConfigError, SiteTable, build_site_table
+from handlers.state import ProxyState
 from handlers.upstream import make_client
 from handlers.websocket import WebSocketRelay, WebSocketUpgrade
 
@@ -24,6 +32,7 @@ __all__ = [
     "ConfigError",
     "Options",
     "ProxyContext",
+    "ProxyState",
     "SiteTable",
     "build_site_table",
     "make_app",
@@ -38,12 +47,14 @@ def make_app(table: SiteTable, options: Options, **settings: Any) -> Application
     # CA bundle (a wheel's libcurl may look for one where this system keeps none).
     client = make_client(options.max_clients, ssl.get_default_verify_paths().cafile)
     context = ProxyContext(table=table, options=options, client=client)
-    args = {"context": context}
+    state = ProxyState(context, Metrics())
+    args = {"state": state}
     return Application(
         [
             Rule(WebSocketUpgrade(), WebSocketRelay, args),
             (r"/\.proxy/?", SiteListHandler, args),
             (r"/\.proxy/health", HealthHandler, args),
+            (r"/\.proxy/metrics", MetricsHandler, args),
             (r"/\.proxy/shim\.js", ShimHandler, args),
             (r"/\.proxy/login", LoginHandler, args),
             (r"/\.proxy/logout", LogoutHandler, args),
@@ -52,6 +63,10 @@ def make_app(table: SiteTable, options: Options, **settings: Any) -> Application
         ],
         # The proxy's own behaviour must not depend on Tornado's debug conveniences.
         compress_response=False,
+        # One access log line and the metrics of each request (handlers/state.py).
+        log_function=state.log_request,
+        # For proxy.py: the state it drains on SIGTERM and reloads on SIGHUP.
+        state=state,
         **settings,
     )
 
@@ -61,9 +76,12 @@ def make_server(app: Application, options: Options) -> HTTPServer:
     framing checks, handlers/frontdoor.py). Tornado's own header limit is set well
     above the front door's, so that an oversized head is answered 431 rather than cut
     off; past Tornado's, the connection is closed."""
-    limits = Limits(options.max_uri_bytes, options.max_header_bytes, options.max_header_count)
+    door = FrontDoor(app, Limits.of(options))
+    state = app.settings.get("state")
+    if isinstance(state, ProxyState):
+        state.door = door  # a reload changes its limits; a shutdown watches its connections
     return HTTPServer(
-        FrontDoor(app, limits),
+        door,
         idle_connection_timeout=options.client_header_timeout,
         max_header_size=4 * (options.max_header_bytes + options.max_uri_bytes),
     )

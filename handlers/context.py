@@ -56,6 +56,7 @@ class ProxyContext:
         self._trusted_nets = networks(self.options.trusted_proxies)
         self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
         self.client_networks = networks(self.options.client_allow)
+        self.metrics_networks = networks(self.options.metrics_allow)
         secret = self.options.cookie_secret
         self.sessions = (
             Sessions(secret, self.options.session_seconds)

@@ -23,7 +23,7 @@ import logging
 import re
 import weakref
 from collections.abc import Awaitable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tornado.httputil import (
     HTTPConnection,
@@ -46,6 +46,11 @@ class Limits(NamedTuple):
     max_uri_bytes: int = 8 * 1024
     max_header_bytes: int = 32 * 1024
     max_header_count: int = 100
+
+    @classmethod
+    def of(cls, options: Any) -> Limits:
+        """The limits that ``options`` (handlers.options.Options) set."""
+        return cls(options.max_uri_bytes, options.max_header_bytes, options.max_header_count)
 
 
 def refusal(
@@ -88,13 +93,17 @@ class FrontDoor(HTTPServerConnectionDelegate):
         # Connections whose last request has been seen; weak, so that a connection
         # that is gone is forgotten with it.
         self._ended: weakref.WeakSet[object] = weakref.WeakSet()
+        # Client connections open now (a shutdown waits a moment for idle ones).
+        self.connections: weakref.WeakSet[object] = weakref.WeakSet()
 
     def start_request(
         self, server_conn: object, request_conn: HTTPConnection
     ) -> HTTPMessageDelegate:
+        self.connections.add(server_conn)
         return _Checked(self, server_conn, request_conn)
 
     def on_close(self, server_conn: object) -> None:
+        self.connections.discard(server_conn)
         self.app.on_close(server_conn)
 
     def has_ended(self, server_conn: object) -> bool:

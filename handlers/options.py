@@ -82,6 +82,18 @@ def _secret(value: object) -> str | None:
     return value
 
 
+def _log_target(value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError('"-" (standard error), a file path, or None (no access log)')
+    return value
+
+
+def _log_format(value: object) -> str:
+    if value not in ("combined", "json"):
+        raise ValueError('"combined" (nginx\'s, with timings) or "json" (one object a line)')
+    return str(value)
+
+
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -107,6 +119,10 @@ SPECS = (
     Spec("users", "users", {}, _users),
     Spec("cookie_secret", "cookie_secret", None, _secret),
     Spec("session_seconds", "session_seconds", 8 * 3600, _integer(60, 30 * 86400)),
+    Spec("shutdown_grace_seconds", "shutdown_grace_seconds", 25.0, _seconds(0, 3600)),
+    Spec("access_log", "access_log", "-", _log_target),
+    Spec("access_log_format", "access_log_format", "combined", _log_format),
+    Spec("metrics_allow", "metrics_allow", ("127.0.0.0/8", "::1"), _networks),
     Spec("LOGGING_LEVEL", "logging_level", "INFO", _level),
     Spec("DEBUG", "debug", False, _bool),
 )
@@ -141,6 +157,13 @@ class Options:
     users: Mapping[str, str] = field(default_factory=dict)
     cookie_secret: str | None = None
     session_seconds: int = 8 * 3600
+    # Operating it (README: "Operating it"): how long SIGTERM lets requests in flight
+    # finish, the access log ("-": standard error; a path; None: off) and its format, and
+    # the networks that may read /.proxy/metrics.
+    shutdown_grace_seconds: float = 25.0
+    access_log: str | None = "-"
+    access_log_format: str = "combined"
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1")
     logging_level: str = "INFO"
     debug: bool = False
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import time
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado.httpclient import HTTPRequest
 from tornado.httputil import responses
 from tornado.web import RequestHandler
 
 from filters.links import SITE_PREFIX
+from handlers.access import in_networks
 from handlers.context import ProxyContext
 from handlers.cookies import cookie_value
 from handlers.headers import ends_connection
 from handlers.sites import PROXY_PAGES, SiteTable
+
+if TYPE_CHECKING:
+    from handlers.state import ProxyState
 
 # The pages carry their style inline: they must work offline and with no other route.
 _STYLE = (Path(__file__).parent / "assets" / "pages.css").read_text(encoding="utf-8")
@@ -118,8 +124,49 @@ def error_html(status: int, title: str, detail: str) -> str:
 class PageMixin:
     """Error pages in the house style, no traceback: for every handler of the proxy."""
 
-    def initialize(self, context: ProxyContext) -> None:
-        self.context = context
+    state: ProxyState
+    context: ProxyContext
+    site_name = "-"  # the site a request went to; "-" for the proxy's own pages
+    sent_bytes = 0  # body bytes written to the client
+    received_bytes = 0  # request body bytes read from it
+
+    def initialize(self, state: ProxyState) -> None:
+        # The configuration in force when the request starts serves it to the end,
+        # whatever a reload does meanwhile (handlers/state.py).
+        self.state = state
+        self.context = state.context
+        state.started()
+
+    def on_finish(self: Any) -> None:
+        self.state.ended(self)
+
+    def write(self: Any, chunk: Any) -> None:
+        if isinstance(chunk, bytes | str):
+            self.sent_bytes += len(chunk)
+        super().write(chunk)  # type: ignore[misc]
+
+    def access_record(self: Any) -> dict[str, Any]:
+        """This request as the access log and the metrics see it."""
+        request = self.request
+        return {
+            "time": time.time() - request.request_time(),  # when it arrived
+            "client": self.context.client_ip(request),
+            "user": self.context.user(request),
+            "method": request.method,
+            "target": request.uri,
+            "protocol": request.version,
+            "status": self.get_status(),
+            "bytes": 0 if request.method == "HEAD" else self.sent_bytes,
+            "received": self.received_bytes,
+            "referer": request.headers.get("Referer"),
+            "user_agent": request.headers.get("User-Agent"),
+            "site": self.site_name,
+            "seconds": request.request_time(),
+            "upstream_seconds": None,
+            "rewrite_seconds": None,
+            "upstream_error": None,
+            "pid": os.getpid(),  # which process served it (--processes)
+        }
 
     def write_error(self: Any, status_code: int, **kwargs: object) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")
@@ -130,9 +177,9 @@ class PageMixin:
     def finish(self: Any, chunk: Any = None) -> Any:
         done = super().finish(chunk)  # type: ignore[misc]
         request = self.request
-        if ends_connection(request.version, request.headers):
-            # The client asked for this to be the last response: close once it is sent,
-            # whatever Tornado made of the Connection field.
+        if self.state.draining or ends_connection(request.version, request.headers):
+            # The client asked for this to be the last response, or the proxy is shutting
+            # down: close once it is sent, whatever Tornado made of the Connection field.
             connection = request.connection
             done.add_done_callback(lambda _: connection.close())
         return done
@@ -168,6 +215,20 @@ class HealthHandler(PageHandler):
         self.finish("ok\n")
 
     head = get
+
+
+class MetricsHandler(PageHandler):
+    """``/.proxy/metrics``: Prometheus's text format, for config.metrics_allow only (the
+    client's address as the access rules see it: behind nginx, the browser's)."""
+
+    def get(self) -> None:
+        if not in_networks(self.context.client_ip(self.request), self.context.metrics_networks):
+            self.send_error_page(403, "Forbidden", "The metrics are not open to this address.")
+            return
+        body, content_type = self.state.metrics.render()
+        self.set_header("Content-Type", content_type)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(body)
 
 
 class ShimHandler(PageHandler):

@@ -13,6 +13,7 @@ import logging
 import time
 from asyncio import Future
 from collections.abc import Iterable
+from typing import Any
 
 from tornado.ioloop import IOLoop
 from tornado.web import stream_request_body
@@ -46,7 +47,6 @@ class ProxyHandler(PageHandler):
     client_gone = False
     relaying = False  # the body is whole and the relay is completing
     request_task: asyncio.Task | None = None  # the task Tornado runs this request in
-    body_received = 0
     # The body's idle timer: when it last brought bytes, and whether the backend is
     # holding it back (the upload queue is full).
     body_timer: object | None = None
@@ -64,7 +64,18 @@ class ProxyHandler(PageHandler):
     def check_etag_header(self) -> bool:
         return False
 
+    def access_record(self) -> dict[str, Any]:
+        record = super().access_record()
+        relay = self.relay
+        if relay is not None:
+            record["site"] = relay.site.name
+            record["upstream_seconds"] = relay.upstream_seconds
+            record["rewrite_seconds"] = relay.rewrite_seconds
+            record["upstream_error"] = relay.upstream_error
+        return record
+
     def on_finish(self) -> None:
+        super().on_finish()
         self.ended = True
         # The relay holds this handler (its sink) and the client's transfer holds the
         # relay's methods: letting go here frees the handler now, by reference
@@ -189,11 +200,11 @@ class ProxyHandler(PageHandler):
         relay = self.relay
         if relay is None or self.ended:
             return None  # already answered (413, 404, ...): the rest is read and dropped
-        self.body_received += len(chunk)
-        if self.body_received > self.context.options.max_body_size:
+        self.received_bytes += len(chunk)
+        if self.received_bytes > self.context.options.max_body_size:
             relay.abort()
             if not relay.head_sent:
-                self._refuse_body(self.body_received)
+                self._refuse_body(self.received_bytes)
             return None
         self.body_last = time.monotonic()
         self.body_waiting = relay.feed(chunk)

@@ -20,6 +20,7 @@ header block is in:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,6 +30,7 @@ from tornado.httputil import HTTPServerRequest
 
 from filters.pipeline import BodyRewriter
 from handlers.headers import downstream_headers, field
+from handlers.metrics import error_kind
 from handlers.modes import NO_BODY_STATUSES, Mode, response_mode
 from handlers.transfer import Fields
 from handlers.upstream import TransferHandle, UpstreamError, UpstreamRequest
@@ -112,6 +114,11 @@ class Relay:
         self.failure: str | None = None  # why the response cannot be relayed
         self.client_gone = False
         self.done = False  # finish or fail has run: nothing more is written
+        # For the access log and the metrics (handlers/metrics.py).
+        self.upstream_started = 0.0
+        self.upstream_seconds: float | None = None
+        self.rewrite_seconds: float | None = None
+        self.upstream_error: str | None = None
 
     # --- the upstream transfer ------------------------------------------------------
 
@@ -144,6 +151,7 @@ class Relay:
             ca_certs=site.ca_certs,
         )
         self.transfer = upstream.handle
+        self.upstream_started = time.monotonic()
         self.fetch = self.context.client.fetch(upstream, raise_error=False)
 
     def _produce(self, write: object) -> Future[None]:
@@ -168,12 +176,16 @@ class Relay:
         try:
             await fetch
         except UpstreamError as exc:
+            self.upstream_seconds = time.monotonic() - self.upstream_started
+            if not self.client_gone:
+                self.upstream_error = error_kind(exc.errno)
             self.fail(exc)
             return
         except Exception:
             log.exception("%s: proxying %s failed", self.site.name, self.uri)
             self.fail(None)
             return
+        self.upstream_seconds = time.monotonic() - self.upstream_started
         self.finish()
 
     def abort(self) -> None:
@@ -346,11 +358,14 @@ class Relay:
     def _rewritten(self, body: bytes) -> bytes | None:
         """The rewritten body; None when unchanged (or when rewriting failed)."""
         assert self.rewriter is not None
+        started = time.perf_counter()
         try:
             return self.rewriter.rewrite(body, self.context.options.rewrite_max_bytes)
         except Exception:
             log.exception("%s: rewriting %s failed; sent as is", self.site.name, self.uri)
             return None
+        finally:
+            self.rewrite_seconds = time.perf_counter() - started
 
     def fail(self, exc: Exception | None) -> None:
         """No complete response can come: a 502/504 page if nothing was sent yet, else

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.httputil import HTTPServerRequest
@@ -49,12 +50,16 @@ class WebSocketUpgrade(Matcher):
 class WebSocketRelay(PageMixin, WebSocketHandler):
     backend: WebSocketClientConnection | None = None
     _subprotocol: str | None = None
+    # The session, for its access log line (handlers/accesslog.py).
+    opened_at = 0.0
+    frames_in = frames_out = bytes_in = bytes_out = 0
 
     async def get(self, *args: str, **kwargs: str) -> None:
         target = resolve_target(self, self.context)
         if target is None:
             return
         site, request = target.site, self.request
+        self.site_name = site.name
         headers = backend_headers(self, self.context, target)
         for name in _HANDSHAKE_FIELDS:
             headers.pop(name, None)
@@ -100,8 +105,15 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
         return self._subprotocol if self._subprotocol in subprotocols else None
 
     def open(self, *args: str, **kwargs: str) -> None:
+        self.opened_at = time.monotonic()
+        self.state.websockets.add(self)
+        self.state.metrics.websockets.inc()
         # Frames from the backend are read by a task of their own (kept referenced).
         self._pump = asyncio.ensure_future(self._from_backend())
+
+    def going_away(self) -> None:
+        """The proxy is shutting down: both sides are told so (1001)."""
+        self.close(1001, "proxy shutting down")
 
     async def _from_backend(self) -> None:
         backend = self.backend
@@ -112,6 +124,8 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
                 # The backend closed (or failed): the client learns its code and reason.
                 self.close(backend.close_code, backend.close_reason)
                 return
+            self.frames_out += 1
+            self.bytes_out += len(message)
             try:
                 # Awaited: a slow client slows the reading from the backend.
                 await self.write_message(message, binary=isinstance(message, bytes))
@@ -120,6 +134,8 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
                 return
 
     async def on_message(self, message: str | bytes) -> None:
+        self.frames_in += 1
+        self.bytes_in += len(message)
         if self.backend is not None:
             try:
                 await self.backend.write_message(message, binary=isinstance(message, bytes))
@@ -133,3 +149,22 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
     def on_close(self) -> None:
         if self.backend is not None:
             self.backend.close(self.close_code, self.close_reason)
+        if self in self.state.websockets:
+            self.state.websockets.discard(self)
+            self.state.metrics.websockets.dec()
+            request = self.request
+            self.state.access_log.websocket(
+                {
+                    "time": time.time(),
+                    "client": self.context.client_ip(request),
+                    "user": self.context.user(request),
+                    "target": request.uri,
+                    "site": self.site_name,
+                    "code": self.close_code,
+                    "seconds": time.monotonic() - self.opened_at,
+                    "frames_in": self.frames_in,
+                    "frames_out": self.frames_out,
+                    "bytes_in": self.bytes_in,
+                    "bytes_out": self.bytes_out,
+                }
+            )

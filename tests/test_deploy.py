@@ -8,10 +8,13 @@ settings, ``supervisorctl restart``, and see the change.
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -110,7 +113,7 @@ def deployed(tmp_path_factory, loop_thread):
     )
     site = open(os.path.join(ROOT, "deploy/nginx/web_proxy.conf")).read()
     for i, port in enumerate((9001, 9002, 9003)):
-        site = site.replace(f"127.0.0.1:{port};", f"127.0.0.1:{base + i};")
+        site = re.sub(rf"127\.0\.0\.1:{port}\b", f"127.0.0.1:{base + i}", site)
     site = re.sub(r"listen 9000;", f"listen 127.0.0.1:{nginx_port};", site)
     site = site.replace("/var/log/nginx", str(tmp))
     (tmp / "site.conf").write_text(site)
@@ -210,3 +213,91 @@ def test_edit_settings_then_supervisorctl_restart(deployed, loop_thread):
     for _ in range(6):
         with urllib.request.urlopen(url) as resp:
             assert json.loads(resp.read())["backend"] == "second"
+
+
+class _Load:
+    """A steady, bounded load of mixed requests through nginx from a few threads: GET
+    and HEAD of pages, and POSTs (which nginx must never send twice)."""
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url = url
+        self.stop = threading.Event()
+        self.results: list[tuple[str, int | str]] = []  # (method, status or error)
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def _run(self, index: int) -> None:
+        n = 0
+        while not self.stop.is_set() and n < 20_000:
+            n += 1
+            method = ("GET", "POST", "HEAD")[n % 3]
+            request = urllib.request.Request(
+                f"{self.url}/.site.intranet/load/{index}/{n}",
+                data=b"n=%d" % n if method == "POST" else None,
+                method=method,
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30) as resp:
+                    resp.read()
+                    self.results.append((method, resp.status))
+            except urllib.error.HTTPError as exc:
+                self.results.append((method, exc.code))
+            except OSError as exc:
+                self.results.append((method, repr(exc)))
+
+    def __enter__(self) -> "_Load":
+        for thread in self.threads:
+            thread.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.5)
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(60)
+
+    def failures(self, methods: tuple[str, ...] = ("GET", "POST", "HEAD")) -> list:
+        return [(m, s) for m, s in self.results if m in methods and s != 200]
+
+
+def _pids(deployed):
+    """The instances' process ids, from `supervisorctl status` ("RUNNING pid 123, ...")."""
+    out = subprocess.run([*deployed["ctl"], "status"], capture_output=True, text=True).stdout
+    return [int(p) for p in re.findall(r"RUNNING +pid (\d+),", out)]
+
+
+def test_rolling_restart_under_load_drops_nothing(deployed):
+    base = deployed["base"]
+    before = _pids(deployed)
+    with _Load(deployed["url"]) as load:
+        for i in range(3):
+            result = subprocess.run(
+                [*deployed["ctl"], "restart", f"web_proxy:web_proxy_{base + i}"],
+                capture_output=True,
+                text=True,
+                timeout=90,
+            )
+            assert result.returncode == 0, result.stdout + result.stderr
+            _wait(f"http://127.0.0.1:{base + i}/.proxy/health")
+    after = _pids(deployed)
+    assert len(after) == 3 and not set(before) & set(after)  # every instance restarted
+    print(f"rolling restart: {len(load.results)} requests, failed: {load.failures()}")
+    assert len(load.results) > 300  # the load ran throughout
+    assert load.failures() == []
+    # The backend saw each POST once: nothing was sent twice.
+    posts = [s.uri for s in deployed["backend"].seen if s.method == "POST" and "/load/" in s.uri]
+    assert len(posts) == len(set(posts)) == sum(1 for m, _ in load.results if m == "POST")
+
+
+def test_sigkill_of_one_instance_fails_no_idempotent_request(deployed):
+    with _Load(deployed["url"]) as load:
+        victim = _pids(deployed)[0]
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(3)  # supervisor starts it again meanwhile
+    print(f"SIGKILL: {len(load.results)} requests, failed: {load.failures()}")
+    assert len(load.results) > 100
+    assert load.failures(("GET", "HEAD")) == []
+    deadline = time.monotonic() + 15
+    while len(_pids(deployed)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert len(_pids(deployed)) == 3 and victim not in _pids(deployed)

@@ -1,0 +1,134 @@
+"""``/.proxy/metrics`` in Prometheus's text format, with ``prometheus_client``.
+
+With ``--processes`` every process writes its values to files in the directory named by
+``PROMETHEUS_MULTIPROC_DIR`` (set by proxy.py before the processes start, and before
+prometheus_client is first imported: it picks its storage then), and a scrape of any
+process sums them all, as the library's multiprocess mode documents.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pycurl
+
+# Upstream failures by kind, from libcurl's error numbers.
+_ERROR_KINDS = {
+    pycurl.E_COULDNT_CONNECT: "connect",
+    pycurl.E_COULDNT_RESOLVE_HOST: "connect",
+    pycurl.E_OPERATION_TIMEDOUT: "timeout",
+    pycurl.E_RECV_ERROR: "reset",
+    pycurl.E_SEND_ERROR: "reset",
+    pycurl.E_GOT_NOTHING: "reset",
+    pycurl.E_PARTIAL_FILE: "reset",
+    pycurl.E_SSL_CONNECT_ERROR: "tls",
+    pycurl.E_PEER_FAILED_VERIFICATION: "tls",
+}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_REWRITE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
+
+
+def error_kind(errno: int | None) -> str:
+    return _ERROR_KINDS.get(errno or 0, "other")
+
+
+def method_class(method: str) -> str:
+    """The method, for the common ones; "webdav" or "other" for the rest (bounded)."""
+    if method in _METHODS:
+        return method
+    return "webdav" if method.isalpha() else "other"
+
+
+class Metrics:
+    """The proxy's metrics; one per process."""
+
+    def __init__(self) -> None:
+        # Imported here, not at the top: in multiprocess mode the environment variable
+        # must be set before the first import (see the module's docstring).
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        registry = CollectorRegistry()
+        self.registry = registry
+        self.requests = Counter(
+            "web_proxy_requests",
+            "Requests answered, by site (- for the proxy's own pages), method and status class.",
+            ["site", "method", "status"],
+            registry=registry,
+        )
+        self.upstream_seconds = Histogram(
+            "web_proxy_upstream_seconds",
+            "Time from sending a request to the backend to the end of its response.",
+            ["site"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.received_bytes = Counter(
+            "web_proxy_received_bytes",
+            "Request body bytes received from clients, by site.",
+            ["site"],
+            registry=registry,
+        )
+        self.sent_bytes = Counter(
+            "web_proxy_sent_bytes",
+            "Response body bytes sent to clients, by site.",
+            ["site"],
+            registry=registry,
+        )
+        self.rewrite_seconds = Histogram(
+            "web_proxy_rewrite_seconds",
+            "Time spent rewriting a response body, by site.",
+            ["site"],
+            buckets=_REWRITE_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "web_proxy_upstream_errors",
+            "Upstream transfers that failed, by site and kind (connect, timeout, reset, tls,"
+            " other).",
+            ["site", "kind"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "web_proxy_requests_in_flight",
+            "Requests being handled.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.websockets = Gauge(
+            "web_proxy_websockets_open",
+            "WebSocket sessions open.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+
+    def observe(self, fields: dict[str, Any]) -> None:
+        """One finished request, from its access record (handlers/accesslog.py)."""
+        site = fields["site"]
+        status = fields["status"]
+        self.requests.labels(site, method_class(fields["method"]), f"{status // 100}xx").inc()
+        if fields["bytes"]:
+            self.sent_bytes.labels(site).inc(fields["bytes"])
+        if fields["received"]:
+            self.received_bytes.labels(site).inc(fields["received"])
+        upstream = fields["upstream_seconds"]
+        if upstream is not None:
+            self.upstream_seconds.labels(site).observe(upstream)
+        if fields["rewrite_seconds"] is not None:
+            self.rewrite_seconds.labels(site).observe(fields["rewrite_seconds"])
+        if fields["upstream_error"] is not None:
+            self.upstream_errors.labels(site, fields["upstream_error"]).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition, and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,103 @@
+"""What one proxy process holds across reloads: the configuration in force, what is in
+flight, and how it reports (metrics, access log).
+
+Every handler takes ``state.context`` when it starts, so a reload (SIGHUP) swaps the
+context for new requests while those in flight finish on the one they began with. A
+drain (SIGTERM) stops new work from arriving and waits for what is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from handlers.accesslog import AccessLog
+from handlers.context import ProxyContext
+from handlers.frontdoor import Limits
+from handlers.metrics import Metrics
+from handlers.options import Options
+from handlers.sites import SiteTable
+
+if TYPE_CHECKING:
+    from tornado.web import RequestHandler
+
+    from handlers.frontdoor import FrontDoor
+
+log = logging.getLogger(__name__)
+
+
+class ProxyState:
+    def __init__(self, context: ProxyContext, metrics: Metrics) -> None:
+        self.context = context
+        self.metrics = metrics
+        self.access_log = AccessLog(context.options.access_log, context.options.access_log_format)
+        self.in_flight = 0  # handlers started and not finished
+        self.websockets: set[Any] = set()  # open WebSocket relays
+        self.draining = False
+        self.door: FrontDoor | None = None  # set by make_server
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # --- configuration -----------------------------------------------------------------
+
+    def reload(self, table: SiteTable, options: Options) -> None:
+        """Serve new requests with ``table`` and ``options`` (already validated). The
+        upstream client and its connections are kept."""
+        old = self.context
+        client = old.client
+        client.max_clients = options.max_clients
+        self.context = ProxyContext(table=table, options=options, client=client)
+        self.context.throttle = old.throttle  # failed logins are not forgiven by a reload
+        if self.door is not None:
+            self.door.limits = Limits.of(options)
+        if (options.access_log, options.access_log_format) != (
+            old.options.access_log,
+            old.options.access_log_format,
+        ):
+            self.access_log.close()
+            self.access_log = AccessLog(options.access_log, options.access_log_format)
+
+    # --- what is in flight -------------------------------------------------------------
+
+    def started(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+        self.metrics.in_flight.inc()
+
+    def ended(self, handler: RequestHandler) -> None:
+        self.in_flight -= 1
+        self.metrics.in_flight.dec()
+        if self.in_flight <= 0:
+            self._idle.set()
+
+    def log_request(self, handler: RequestHandler) -> None:
+        """Tornado's ``log_function``: one access log line and the metrics of a request."""
+        record = getattr(handler, "access_record", None)
+        fields = record() if record is not None else None
+        if fields is None:
+            return
+        self.metrics.observe(fields)
+        self.access_log.request(fields)
+
+    async def drain(self, grace: float) -> bool:
+        """Wait until nothing is in flight, for at most ``grace`` seconds (WebSockets
+        are closed with 1001 first: they do not end by themselves). True when all ended."""
+        self.draining = True
+        for relay in list(self.websockets):
+            relay.going_away()
+        deadline = time.monotonic() + grace
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=grace)
+        except TimeoutError:
+            log.warning(
+                "shutdown: %d request(s) still in flight after %.0f s: closing them",
+                self.in_flight,
+                grace,
+            )
+            return False
+        # WebSocket handlers count as in flight until their close completes.
+        while self.websockets and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return True
