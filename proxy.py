@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Coroutine
 from types import ModuleType
@@ -187,11 +188,11 @@ async def serve(
     )
     server.stop()  # the listening sockets close: new connections are refused
     await state.drain(grace)
-    # Connections left are idle keep-alive ones: give a client that is about to use one a
-    # moment (its response then closes it), then close the rest.
-    for _ in range(20):
-        if not state.door or not state.door.connections:
-            break
+    # Connections left are idle keep-alive ones. A client (nginx) that still sends on one
+    # is answered "Connection: close", so under load they close one by one; what is still
+    # open after a few seconds (no load: nobody is about to send) is closed.
+    linger_until = time.monotonic() + min(3.0, grace)
+    while state.door and state.door.connections and time.monotonic() < linger_until:
         await asyncio.sleep(0.05)
     try:
         await asyncio.wait_for(server.close_all_connections(), timeout=5)

@@ -129,6 +129,8 @@ class PageMixin:
     site_name = "-"  # the site a request went to; "-" for the proxy's own pages
     sent_bytes = 0  # body bytes written to the client
     received_bytes = 0  # request body bytes read from it
+    head_flushed = False  # the status line and headers have gone out
+    last_on_connection = False  # the response said "Connection: close"
 
     def initialize(self, state: ProxyState) -> None:
         # The configuration in force when the request starts serves it to the end,
@@ -174,12 +176,22 @@ class PageMixin:
         reason = str(kwargs.get("reason") or responses.get(status_code, "Error"))
         self.finish(error_html(status_code, reason, "The proxy could not answer this request."))
 
+    def flush(self: Any, include_footers: bool = False) -> Any:
+        if not self.head_flushed:
+            self.head_flushed = True
+            if self.state.draining and self.get_status() != 101:
+                # Shutting down: this response says it is the connection's last, so that
+                # a client (nginx) never sends another request on it.
+                self.set_header("Connection", "close")
+                self.last_on_connection = True
+        return super().flush(include_footers)  # type: ignore[misc]
+
     def finish(self: Any, chunk: Any = None) -> Any:
         done = super().finish(chunk)  # type: ignore[misc]
         request = self.request
-        if self.state.draining or ends_connection(request.version, request.headers):
-            # The client asked for this to be the last response, or the proxy is shutting
-            # down: close once it is sent, whatever Tornado made of the Connection field.
+        if self.last_on_connection or ends_connection(request.version, request.headers):
+            # The client asked for this to be the last response, or it was told so: close
+            # once it is sent, whatever Tornado made of the Connection field.
             connection = request.connection
             done.add_done_callback(lambda _: connection.close())
         return done
