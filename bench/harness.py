@@ -201,10 +201,14 @@ def wrk(
 def write_config(site_lines: str) -> str:
     """A settings file for web_proxy holding ``site_lines`` as its forward_list body."""
     fd, path = tempfile.mkstemp(prefix="bench-settings-", suffix=".py")
+    # As nginx here: no access log (WEB_PROXY_BENCH_ACCESS_LOG=1 measures its cost; the
+    # lines go to the process's standard error, which the harness discards).
+    access_log = '"-"' if os.environ.get("WEB_PROXY_BENCH_ACCESS_LOG") else "None"
     with os.fdopen(fd, "w") as f:
         f.write(
             "from settings import *\n"
             "config.LOGGING_LEVEL = 'WARNING'\n"
+            f"config.access_log = {access_log}\n"
             f"forward_list = {{\n{site_lines}\n}}\n"
         )
     return path

@@ -156,6 +156,11 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(
     status, body = results["events"]
     assert status == 200 and body.decode().count("data: event") == 5
     assert proc.wait(30) == 0
+    # The WebSocket session got its access log line when it ended.
+    sessions = [line for line in (tmp_path / "proxy.log").read_text().splitlines()
+                if '"WEBSOCKET /.site.w/ws"' in line]  # fmt: skip
+    assert len(sessions) == 1 and " 1001 site=w " in sessions[0]
+    assert "frames_in=1 frames_out=1" in sessions[0]
 
 
 def test_sighup_reloads_sites_and_keeps_the_old_ones_when_the_file_is_broken(
@@ -239,6 +244,16 @@ def test_processes_spread_requests_and_replace_a_dead_one(slow_backend, tmp_path
         for i in range(10):
             assert _get(port, f"/.site.b/after/{i}")[0] == 200
         assert "ended (signal 9): starting another" in log_path.read_text()
+        # SIGHUP to the parent reaches every process: a new site, served by both.
+        settings.write_text(_config(("b", slow_backend.url), ("c", slow_backend.url),
+                                    extra='config.access_log_format = "json"'))  # fmt: skip
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while log_path.read_text().count("reloaded") < 2:
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        for i in range(20):
+            assert _get(port, f"/.site.c/reloaded/{i}")[0] == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
