@@ -32,6 +32,7 @@ class AccessLog:
 
     def __init__(self, target: str | None, fmt: str) -> None:
         self.format = fmt
+        self.enabled = target is not None
         self.handler: logging.Handler | None = None
         self.logger: logging.Logger | None = None
         if target is None:

@@ -9,6 +9,7 @@ process sums them all, as the library's multiprocess mode documents.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pycurl
@@ -103,21 +104,43 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        # Label children by their labels: looked up once, not per request.
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._per_site: dict[str, tuple[Any, Any, Any, Any]] = {}
+
+    def count_with(self, in_flight: Callable[[], float], websockets: Callable[[], float]) -> None:
+        """The two gauges, read when scraped; with several processes each one keeps its
+        own count in the shared files instead (the state calls inc and dec)."""
+        if not self.multiprocess:
+            self.in_flight.set_function(in_flight)
+            self.websockets.set_function(websockets)
 
     def observe(self, fields: dict[str, Any]) -> None:
-        """One finished request, from its access record (handlers/accesslog.py)."""
+        """One finished request, from its access record (handlers/pages.py)."""
         site = fields["site"]
-        status = fields["status"]
-        self.requests.labels(site, method_class(fields["method"]), f"{status // 100}xx").inc()
+        key = (site, fields["method"], fields["status"] // 100)
+        counter = self._requests.get(key)
+        if counter is None:
+            method = method_class(key[1])
+            counter = self._requests[key] = self.requests.labels(site, method, f"{key[2]}xx")
+        counter.inc()
+        per_site = self._per_site.get(site)
+        if per_site is None:
+            per_site = self._per_site[site] = (
+                self.sent_bytes.labels(site),
+                self.received_bytes.labels(site),
+                self.upstream_seconds.labels(site),
+                self.rewrite_seconds.labels(site),
+            )
+        sent, received, upstream, rewrite = per_site
         if fields["bytes"]:
-            self.sent_bytes.labels(site).inc(fields["bytes"])
+            sent.inc(fields["bytes"])
         if fields["received"]:
-            self.received_bytes.labels(site).inc(fields["received"])
-        upstream = fields["upstream_seconds"]
-        if upstream is not None:
-            self.upstream_seconds.labels(site).observe(upstream)
+            received.inc(fields["received"])
+        if fields["upstream_seconds"] is not None:
+            upstream.observe(fields["upstream_seconds"])
         if fields["rewrite_seconds"] is not None:
-            self.rewrite_seconds.labels(site).observe(fields["rewrite_seconds"])
+            rewrite.observe(fields["rewrite_seconds"])
         if fields["upstream_error"] is not None:
             self.upstream_errors.labels(site, fields["upstream_error"]).inc()
 

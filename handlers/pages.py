@@ -147,28 +147,33 @@ class PageMixin:
             self.sent_bytes += len(chunk)
         super().write(chunk)  # type: ignore[misc]
 
-    def access_record(self: Any) -> dict[str, Any]:
-        """This request as the access log and the metrics see it."""
+    def access_record(self: Any, full: bool = True) -> dict[str, Any]:
+        """This request as the metrics see it, and with ``full`` as the access log does."""
         request = self.request
-        return {
-            "time": time.time() - request.request_time(),  # when it arrived
-            "client": self.context.client_ip(request),
-            "user": self.context.user(request),
+        record = {
             "method": request.method,
-            "target": request.uri,
-            "protocol": request.version,
             "status": self.get_status(),
             "bytes": 0 if request.method == "HEAD" else self.sent_bytes,
             "received": self.received_bytes,
-            "referer": request.headers.get("Referer"),
-            "user_agent": request.headers.get("User-Agent"),
             "site": self.site_name,
-            "seconds": request.request_time(),
             "upstream_seconds": None,
             "rewrite_seconds": None,
             "upstream_error": None,
-            "pid": os.getpid(),  # which process served it (--processes)
         }
+        if full:
+            seconds = request.request_time()
+            record.update(
+                time=time.time() - seconds,  # when it arrived
+                client=self.context.client_ip(request),
+                user=self.context.user(request),
+                target=request.uri,
+                protocol=request.version,
+                referer=request.headers.get("Referer"),
+                user_agent=request.headers.get("User-Agent"),
+                seconds=seconds,
+                pid=os.getpid(),  # which process served it (--processes)
+            )
+        return record
 
     def write_error(self: Any, status_code: int, **kwargs: object) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")

@@ -33,18 +33,25 @@ def run_processes(count: int, child: Callable[[], int]) -> int:
     stopping = False
 
     def spawn() -> None:
-        pid = os.fork()
-        if pid == 0:
+        # Signals wait while the child is made: one that arrived between the fork and the
+        # child's own handlers would run the parent's forward() in the child.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+        try:
+            pid = os.fork()
+            if pid:
+                children[pid] = time.monotonic()
+                return
             for sig in _FORWARDED:
                 signal.signal(sig, signal.SIG_DFL)
-            code = 1
-            try:
-                code = child()
-            except BaseException:
-                log.exception("a proxy process failed")
-            finally:
-                os._exit(code)
-        children[pid] = time.monotonic()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+        code = 1  # the child, from here on
+        try:
+            code = child()
+        except BaseException:
+            log.exception("a proxy process failed")
+        finally:
+            os._exit(code)
 
     def forward(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping

@@ -64,8 +64,8 @@ class ProxyHandler(PageHandler):
     def check_etag_header(self) -> bool:
         return False
 
-    def access_record(self) -> dict[str, Any]:
-        record = super().access_record()
+    def access_record(self, full: bool = True) -> dict[str, Any]:
+        record = super().access_record(full)
         relay = self.relay
         if relay is not None:
             record["site"] = relay.site.name

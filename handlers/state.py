@@ -37,8 +37,7 @@ class ProxyState:
         self.websockets: set[Any] = set()  # open WebSocket relays
         self.draining = False
         self.door: FrontDoor | None = None  # set by make_server
-        self._idle = asyncio.Event()
-        self._idle.set()
+        metrics.count_with(lambda: self.in_flight, lambda: len(self.websockets))
 
     # --- configuration -----------------------------------------------------------------
 
@@ -63,23 +62,24 @@ class ProxyState:
 
     def started(self) -> None:
         self.in_flight += 1
-        self._idle.clear()
-        self.metrics.in_flight.inc()
+        if self.metrics.multiprocess:
+            self.metrics.in_flight.inc()
 
     def ended(self, handler: RequestHandler) -> None:
         self.in_flight -= 1
-        self.metrics.in_flight.dec()
-        if self.in_flight <= 0:
-            self._idle.set()
+        if self.metrics.multiprocess:
+            self.metrics.in_flight.dec()
 
     def log_request(self, handler: RequestHandler) -> None:
         """Tornado's ``log_function``: one access log line and the metrics of a request."""
         record = getattr(handler, "access_record", None)
-        fields = record() if record is not None else None
-        if fields is None:
+        if record is None:
             return
+        logged = self.access_log.enabled
+        fields = record(logged)
         self.metrics.observe(fields)
-        self.access_log.request(fields)
+        if logged:
+            self.access_log.request(fields)
 
     async def drain(self, grace: float) -> bool:
         """Wait until nothing is in flight, for at most ``grace`` seconds (WebSockets
@@ -88,16 +88,13 @@ class ProxyState:
         for relay in list(self.websockets):
             relay.going_away()
         deadline = time.monotonic() + grace
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout=grace)
-        except TimeoutError:
-            log.warning(
-                "shutdown: %d request(s) still in flight after %.0f s: closing them",
-                self.in_flight,
-                grace,
-            )
-            return False
-        # WebSocket handlers count as in flight until their close completes.
-        while self.websockets and time.monotonic() < deadline:
+        while self.in_flight > 0 or self.websockets:
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "shutdown: %d request(s) still in flight after %.0f s: closing them",
+                    self.in_flight + len(self.websockets),
+                    grace,
+                )
+                return False
             await asyncio.sleep(0.05)
         return True

@@ -107,7 +107,8 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
     def open(self, *args: str, **kwargs: str) -> None:
         self.opened_at = time.monotonic()
         self.state.websockets.add(self)
-        self.state.metrics.websockets.inc()
+        if self.state.metrics.multiprocess:
+            self.state.metrics.websockets.inc()  # else read from state.websockets
         # Frames from the backend are read by a task of their own (kept referenced).
         self._pump = asyncio.ensure_future(self._from_backend())
 
@@ -151,7 +152,8 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
             self.backend.close(self.close_code, self.close_reason)
         if self in self.state.websockets:
             self.state.websockets.discard(self)
-            self.state.metrics.websockets.dec()
+            if self.state.metrics.multiprocess:
+                self.state.metrics.websockets.dec()
             request = self.request
             self.state.access_log.websocket(
                 {
