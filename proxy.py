@@ -200,6 +200,7 @@ async def serve(
         pass
     for demo_server in demo_sites.servers if demo_sites else []:
         demo_server.stop()
+    state.access_log.close()  # the lines still buffered
     log.warning("stopped")
     return 0
 

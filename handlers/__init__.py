@@ -76,10 +76,11 @@ def make_server(app: Application, options: Options) -> HTTPServer:
     framing checks, handlers/frontdoor.py). Tornado's own header limit is set well
     above the front door's, so that an oversized head is answered 431 rather than cut
     off; past Tornado's, the connection is closed."""
-    door = FrontDoor(app, Limits.of(options))
     state = app.settings.get("state")
-    if isinstance(state, ProxyState):
-        state.door = door  # a reload changes its limits; a shutdown watches its connections
+    counted = state if isinstance(state, ProxyState) else None
+    door = FrontDoor(app, Limits.of(options), counted.log_refusal if counted else None)
+    if counted is not None:
+        counted.door = door  # a reload changes its limits; a shutdown watches its connections
     return HTTPServer(
         door,
         idle_connection_timeout=options.client_header_timeout,

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
+import os
 import re
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
+
+from tornado.ioloop import IOLoop
+
+log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r'[\x00-\x1f"\\\x7f-\xff]')
 
@@ -28,31 +32,72 @@ def _escaped(text: str) -> str:
 
 
 class AccessLog:
-    """Writes access records; ``target`` "-" is standard error, None turns it off."""
+    """Writes access records; ``target`` "-" is standard error, None turns it off.
+
+    Lines are buffered, as nginx's ``access_log ... buffer=`` does, and written in one go
+    at most FLUSH_SECONDS after the first of them (or once FLUSH_BYTES are waiting, or at
+    shutdown): one write per batch instead of one per request. A file that logrotate moved
+    away is reopened at the next write."""
+
+    FLUSH_SECONDS = 0.5
+    FLUSH_BYTES = 64 * 1024
 
     def __init__(self, target: str | None, fmt: str) -> None:
         self.format = fmt
+        self.target = target
         self.enabled = target is not None
-        self.handler: logging.Handler | None = None
-        self.logger: logging.Logger | None = None
-        if target is None:
-            return
-        if target == "-":
-            self.handler = logging.StreamHandler(sys.stderr)
-        else:
-            # Reopened when logrotate moves the file away.
-            self.handler = logging.handlers.WatchedFileHandler(target)
-        self.handler.setFormatter(logging.Formatter("%(message)s"))
-        logger = logging.Logger("web_proxy.access")  # not in the hierarchy: no propagation
-        logger.addHandler(self.handler)
-        self.logger = logger
+        self.lines: list[str] = []
+        self.waiting = 0  # bytes in self.lines
+        self.timer: object | None = None
+        self.file: TextIO | None = None  # the open log file (not for "-")
 
     def close(self) -> None:
-        if self.handler is not None:
-            self.handler.close()
+        self.flush()
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def _emit(self, line: str) -> None:
+        self.lines.append(line)
+        self.waiting += len(line) + 1
+        if self.waiting >= self.FLUSH_BYTES:
+            self.flush()
+        elif self.timer is None:
+            self.timer = IOLoop.current().call_later(self.FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            IOLoop.current().remove_timeout(self.timer)
+            self.timer = None
+        if not self.lines:
+            return
+        text = "\n".join(self.lines) + "\n"
+        self.lines, self.waiting = [], 0
+        try:
+            stream = self._stream()
+            stream.write(text)
+            stream.flush()
+        except OSError as exc:  # a full disk must not take the proxy down
+            log.error("cannot write the access log %s: %s", self.target, exc)
+
+    def _stream(self) -> TextIO:
+        if self.target == "-":
+            return sys.stderr
+        assert self.target is not None
+        if self.file is not None:
+            try:
+                moved = os.stat(self.target).st_ino != os.fstat(self.file.fileno()).st_ino
+            except FileNotFoundError:
+                moved = True
+            if moved:  # logrotate: write to the new file from now on
+                self.file.close()
+                self.file = None
+        if self.file is None:
+            self.file = open(self.target, "a", encoding="utf-8")
+        return self.file
 
     def request(self, fields: dict[str, Any]) -> None:
-        if self.logger is None:
+        if not self.enabled:
             return
         if self.format == "json":
             line = json.dumps({"type": "request", **fields}, separators=(",", ":"))
@@ -68,11 +113,11 @@ class AccessLog:
                 f" site={fields['site']} rt={fields['seconds']:.3f}"
                 f" urt={'-' if upstream is None else f'{upstream:.3f}'}"
             )
-        self.logger.info(line)
+        self._emit(line)
 
     def websocket(self, fields: dict[str, Any]) -> None:
         """A WebSocket session that has ended."""
-        if self.logger is None:
+        if not self.enabled:
             return
         if self.format == "json":
             line = json.dumps({"type": "websocket", **fields}, separators=(",", ":"))
@@ -85,4 +130,4 @@ class AccessLog:
                 f" frames_in={fields['frames_in']} frames_out={fields['frames_out']}"
                 f" bytes_in={fields['bytes_in']} bytes_out={fields['bytes_out']}"
             )
-        self.logger.info(line)
+        self._emit(line)

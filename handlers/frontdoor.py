@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from tornado.httputil import (
@@ -87,9 +87,17 @@ def refusal(
 class FrontDoor(HTTPServerConnectionDelegate):
     """Wraps the application: ``HTTPServer(FrontDoor(app, limits))``."""
 
-    def __init__(self, app: HTTPServerConnectionDelegate, limits: Limits) -> None:
+    def __init__(
+        self,
+        app: HTTPServerConnectionDelegate,
+        limits: Limits,
+        on_refused: Callable[[RequestStartLine, HTTPHeaders, int, int, str], None] | None = None,
+    ) -> None:
         self.app = app
         self.limits = limits
+        # Told of each request answered here (start line, headers, status, body bytes,
+        # client address): the access log and the metrics count it like any other.
+        self.on_refused = on_refused
         # Connections whose last request has been seen; weak, so that a connection
         # that is gone is forgotten with it.
         self._ended: weakref.WeakSet[object] = weakref.WeakSet()
@@ -142,12 +150,19 @@ class _Checked(HTTPMessageDelegate):
             log.warning(
                 "%s %s -> %d (%s)", start_line.method, start_line.path[:200], status, detail
             )
-            self._answer(start_line, status, reason, detail)
+            self._answer(start_line, headers, status, reason, detail)
             return None
         self.inner = door.app.start_request(self.server_conn, self.request_conn)
         return self.inner.headers_received(start_line, headers)
 
-    def _answer(self, start_line: RequestStartLine, status: int, reason: str, detail: str) -> None:
+    def _answer(
+        self,
+        start_line: RequestStartLine,
+        request_headers: HTTPHeaders,
+        status: int,
+        reason: str,
+        detail: str,
+    ) -> None:
         body = error_html(status, reason, detail).encode("utf-8")
         headers = HTTPHeaders(
             {
@@ -159,12 +174,15 @@ class _Checked(HTTPMessageDelegate):
             }
         )
         self.door.end(self.server_conn)
+        sent = b"" if start_line.method == "HEAD" else body
         self.request_conn.write_headers(
-            ResponseStartLine("HTTP/1.1", status, reason),
-            headers,
-            None if start_line.method == "HEAD" else body,
+            ResponseStartLine("HTTP/1.1", status, reason), headers, sent
         )
         self.request_conn.finish()
+        if self.door.on_refused is not None:
+            context = getattr(self.request_conn, "context", None)
+            client = str(getattr(context, "remote_ip", "") or "")
+            self.door.on_refused(start_line, request_headers, status, len(sent), client)
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         return self.inner.data_received(chunk) if self.inner is not None else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,35 @@ class ProxyState:
         fields = record(logged)
         self.metrics.observe(fields)
         if logged:
+            self.access_log.request(fields)
+
+    def log_refusal(
+        self, start_line: Any, headers: Any, status: int, sent: int, client: str
+    ) -> None:
+        """A request the front door answered itself (400, 414, 431)."""
+        fields: dict[str, Any] = {
+            "method": start_line.method,
+            "status": status,
+            "bytes": sent,
+            "received": 0,
+            "site": "-",
+            "upstream_seconds": None,
+            "rewrite_seconds": None,
+            "upstream_error": None,
+        }
+        self.metrics.observe(fields)
+        if self.access_log.enabled:
+            fields.update(
+                time=time.time(),
+                client=client,
+                user=None,
+                target=start_line.path,
+                protocol=start_line.version,
+                referer=headers.get("Referer"),
+                user_agent=headers.get("User-Agent"),
+                seconds=0.0,
+                pid=os.getpid(),
+            )
             self.access_log.request(fields)
 
     async def drain(self, grace: float) -> bool:

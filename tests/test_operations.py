@@ -275,6 +275,7 @@ def test_metrics_and_access_log_match_the_requests_sent(loop_thread, tmp_path):
     for i in range(5):
         sent.append(("GET", f"/.site.m/page/{i}", 200))
     sent += [("GET", "/.site.nope/x", 404), ("GET", "/.site.nope/y", 404)]
+    sent.append(("GET", "/.site.m/" + "a" * 9000, 414))  # answered by the front door
     sent.append(("POST", "/.site.m/form", 200))
     sent.append(("GET", "/.site.dead/x", 502))
     for method, path, status in sent:
@@ -293,7 +294,7 @@ def test_metrics_and_access_log_match_the_requests_sent(loop_thread, tmp_path):
 
     assert value("web_proxy_requests_total", site="m", method="GET", status="2xx") == 5
     assert value("web_proxy_requests_total", site="m", method="POST", status="2xx") == 1
-    assert value("web_proxy_requests_total", site="-", method="GET", status="4xx") == 2
+    assert value("web_proxy_requests_total", site="-", method="GET", status="4xx") == 3
     assert value("web_proxy_requests_total", site="dead", method="GET", status="5xx") == 1
     assert value("web_proxy_upstream_errors_total", site="dead", kind="connect") == 1
     assert value("web_proxy_upstream_seconds_count", site="m") == 6
@@ -302,8 +303,15 @@ def test_metrics_and_access_log_match_the_requests_sent(loop_thread, tmp_path):
     assert value("web_proxy_sent_bytes_total", site="m") > 0
 
     # One access log line per request, in nginx's combined format plus the timings.
-    # (The scrape's own line may or may not be there yet: it is written once it ends.)
-    lines = [line for line in access.read_text().splitlines() if "/.proxy/metrics" not in line]
+    # Lines are written in batches, within half a second. (The scrape's own line may or
+    # may not be there yet: it is written once it ends.)
+    deadline = time.monotonic() + 5
+    while True:
+        text = access.read_text() if access.exists() else ""
+        lines = [line for line in text.splitlines() if "/.proxy/metrics" not in line]
+        if len(lines) >= len(sent) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(lines) == len(sent)
     line_re = re.compile(
         r'^127\.0\.0\.1 - - \[[^\]]+\] "(\w+) (\S+) HTTP/1\.1" (\d{3}) (\d+) "-" "[^"]*"'
@@ -313,8 +321,9 @@ def test_metrics_and_access_log_match_the_requests_sent(loop_thread, tmp_path):
         m = line_re.match(line)
         assert m, line
         assert (m.group(1), m.group(2), int(m.group(3))) == (method, path, status)
-        assert m.group(5) == {"/.site.m": "m", "/.site.d": "dead"}.get(path[:8], "-")
-        assert (m.group(6) == "-") == (status == 404)
+        site = {"/.site.m": "m", "/.site.d": "dead"}.get(path[:8], "-")
+        assert m.group(5) == (site if status != 414 else "-")
+        assert (m.group(6) == "-") == (status in (404, 414))
 
     # Only config.metrics_allow may read them; behind a trusted proxy, the browser's
     # address is the one that counts.
@@ -340,3 +349,23 @@ def test_systemd_units_verify(tmp_path):
             if str(target) in line or "web_proxy" in line
         ]
         assert result.returncode == 0 and not problems, result.stdout + result.stderr
+
+
+def test_the_access_log_is_written_in_batches_and_follows_logrotate(tmp_path):
+    from handlers.accesslog import AccessLog
+
+    async def main():
+        path = tmp_path / "access.log"
+        access = AccessLog(str(path), "json")
+        record = {"method": "GET", "target": "/x", "status": 200}
+        access.request(record)
+        assert not path.exists() or path.read_text() == ""  # buffered
+        await asyncio.sleep(AccessLog.FLUSH_SECONDS + 0.2)
+        assert path.read_text().count('"target":"/x"') == 1  # written within the period
+        path.rename(tmp_path / "access.log.1")  # logrotate moves it away
+        access.request({**record, "target": "/y"})
+        access.close()  # shutdown writes what waits
+        assert '"target":"/y"' in path.read_text()
+        assert '"target":"/y"' not in (tmp_path / "access.log.1").read_text()
+
+    asyncio.run(main())
