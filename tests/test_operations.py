@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -257,8 +258,16 @@ def test_processes_spread_requests_and_replace_a_dead_one(slow_backend, tmp_path
         for i in range(20):
             assert _get(port, f"/.site.c/reloaded/{i}")[0] == 200
     finally:
+        left = children()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        try:
+            code = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            for pid in [proc.pid, *left, *children()]:  # leave no process behind
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            raise
+    assert code == 0
     assert not children()
 
 
