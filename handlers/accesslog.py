@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from tornado.ioloop import IOLoop
@@ -97,37 +98,40 @@ class AccessLog:
         return self.file
 
     def request(self, fields: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        if self.format == "json":
-            line = json.dumps({"type": "request", **fields}, separators=(",", ":"))
-        else:
-            upstream = fields["upstream_seconds"]
-            line = (
-                f"{fields['client']} - {_escaped(fields['user'] or '-')}"
-                f" [{time.strftime('%d/%b/%Y:%H:%M:%S %z', time.localtime(fields['time']))}]"
+        upstream = fields.get("upstream_seconds")
+        self._write(
+            "request",
+            fields,
+            lambda: (
                 f' "{_escaped(fields["method"])} {_escaped(fields["target"])}'
                 f' {fields["protocol"]}" {fields["status"]} {fields["bytes"]}'
                 f' "{_escaped(fields["referer"] or "-")}"'
                 f' "{_escaped(fields["user_agent"] or "-")}"'
                 f" site={fields['site']} rt={fields['seconds']:.3f}"
                 f" urt={'-' if upstream is None else f'{upstream:.3f}'}"
-            )
-        self._emit(line)
+            ),
+        )
 
     def websocket(self, fields: dict[str, Any]) -> None:
         """A WebSocket session that has ended."""
-        if not self.enabled:
-            return
-        if self.format == "json":
-            line = json.dumps({"type": "websocket", **fields}, separators=(",", ":"))
-        else:
-            line = (
-                f"{fields['client']} - {_escaped(fields['user'] or '-')}"
-                f" [{time.strftime('%d/%b/%Y:%H:%M:%S %z', time.localtime(fields['time']))}]"
+        self._write(
+            "websocket",
+            fields,
+            lambda: (
                 f' "WEBSOCKET {_escaped(fields["target"])}" {fields["code"] or "-"}'
                 f" site={fields['site']} duration={fields['seconds']:.3f}"
                 f" frames_in={fields['frames_in']} frames_out={fields['frames_out']}"
                 f" bytes_in={fields['bytes_in']} bytes_out={fields['bytes_out']}"
-            )
+            ),
+        )
+
+    def _write(self, kind: str, fields: dict[str, Any], rest: Callable[[], str]) -> None:
+        """One line: JSON, or who and when as nginx writes them, then ``rest()``."""
+        if not self.enabled:
+            return
+        if self.format == "json":
+            line = json.dumps({"type": kind, **fields}, separators=(",", ":"))
+        else:
+            when = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(fields["time"]))
+            line = f"{fields['client']} - {_escaped(fields['user'] or '-')} [{when}]{rest()}"
         self._emit(line)

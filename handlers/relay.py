@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import pycurl
 from tornado.concurrent import Future
@@ -32,6 +31,7 @@ from filters.pipeline import BodyRewriter
 from handlers.headers import downstream_headers, field
 from handlers.metrics import error_kind
 from handlers.modes import NO_BODY_STATUSES, Mode, response_mode
+from handlers.sink import Sink
 from handlers.transfer import Fields
 from handlers.upstream import TransferHandle, UpstreamError, UpstreamRequest
 
@@ -47,28 +47,6 @@ DOWNLOAD_HIGH_WATER = 1 << 20
 _CURL_TIMEOUTS = frozenset({pycurl.E_OPERATION_TIMEDOUT})
 # Fields that describe the backend's bytes, not a body the proxy has changed.
 _STALE_WHEN_REWRITTEN = frozenset({"etag", "content-md5", "accept-ranges", "content-length"})
-
-
-class Sink(Protocol):
-    """The client's side of a relay (ProxyHandler implements it)."""
-
-    def respond(self, status: int, reason: str, fields: Iterable[tuple[str, str]]) -> None:
-        """Set the status line and header fields (sent with the first flush)."""
-
-    def write(self, chunk: bytes) -> None:
-        """Queue body bytes."""
-
-    def flush(self) -> Future[None]:
-        """Send what is queued; resolves when the client's connection has taken it."""
-
-    def finish(self) -> object:
-        """End the response."""
-
-    def error_page(self, status: int, title: str, detail: str) -> None:
-        """Answer with the proxy's own error page instead (nothing was sent yet)."""
-
-    def close(self) -> None:
-        """End the connection at once: the response cannot be completed honestly."""
 
 
 def _consume(future: Future) -> None:

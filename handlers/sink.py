@@ -1,0 +1,34 @@
+"""What a relay (handlers/relay.py) writes to: the client's side of one exchange.
+
+``ProxyHandler`` implements it over Tornado's ``RequestHandler``; tests/test_relay.py
+implements it with a recorder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from tornado.concurrent import Future
+
+
+class Sink(Protocol):
+    """The client's side of a relay (ProxyHandler implements it)."""
+
+    def respond(self, status: int, reason: str, fields: Iterable[tuple[str, str]]) -> None:
+        """Set the status line and header fields (sent with the first flush)."""
+
+    def write(self, chunk: bytes) -> None:
+        """Queue body bytes."""
+
+    def flush(self) -> Future[None]:
+        """Send what is queued; resolves when the client's connection has taken it."""
+
+    def finish(self) -> object:
+        """End the response."""
+
+    def error_page(self, status: int, title: str, detail: str) -> None:
+        """Answer with the proxy's own error page instead (nothing was sent yet)."""
+
+    def close(self) -> None:
+        """End the connection at once: the response cannot be completed honestly."""
