@@ -236,6 +236,15 @@ def test_processes_spread_requests_and_replace_a_dead_one(slow_backend, tmp_path
         while len(pids()) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert pids() == first  # both processes served
+        # Any process's /.proxy/metrics sums them all (prometheus_client's multiprocess mode).
+        families = text_string_to_metric_families(_get(port, "/.proxy/metrics")[1].decode())
+        served = sum(
+            sample.value
+            for family in families
+            for sample in family.samples
+            if sample.name == "web_proxy_requests_total" and sample.labels.get("site") == "b"
+        )
+        assert served == 60
         victim = sorted(first)[0]
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 10
