@@ -32,6 +32,45 @@ def _escaped(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02X}", text)
 
 
+def record(method: str, status: int, sent: int, received: int = 0, site: str = "-") -> dict:
+    """One request's fields as the metrics read them (handlers/metrics.py); ``describe``
+    adds what the access log also shows. The relay fills in the upstream ones."""
+    return {
+        "method": method,
+        "status": status,
+        "bytes": sent,
+        "received": received,
+        "site": site,
+        "upstream_seconds": None,
+        "rewrite_seconds": None,
+        "upstream_error": None,
+    }
+
+
+def describe(
+    fields: dict,
+    *,
+    seconds: float,
+    client: str,
+    user: str | None,
+    target: str,
+    protocol: str,
+    headers: Any,
+) -> None:
+    """Add the access log's fields to a ``record``: the request took ``seconds``."""
+    fields.update(
+        time=time.time() - seconds,  # when it arrived
+        client=client,
+        user=user,
+        target=target,
+        protocol=protocol,
+        referer=headers.get("Referer"),
+        user_agent=headers.get("User-Agent"),
+        seconds=seconds,
+        pid=os.getpid(),  # which process served it (--processes)
+    )
+
+
 class AccessLog:
     """Writes access records; ``target`` "-" is standard error, None turns it off.
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +11,7 @@ from tornado.httputil import responses
 from tornado.web import RequestHandler
 
 from filters.links import SITE_PREFIX
+from handlers import accesslog
 from handlers.access import in_networks
 from handlers.context import ProxyContext
 from handlers.cookies import cookie_value
@@ -150,30 +149,25 @@ class PageMixin:
     def access_record(self: Any, full: bool = True) -> dict[str, Any]:
         """This request as the metrics see it, and with ``full`` as the access log does."""
         request = self.request
-        record = {
-            "method": request.method,
-            "status": self.get_status(),
-            "bytes": 0 if request.method == "HEAD" else self.sent_bytes,
-            "received": self.received_bytes,
-            "site": self.site_name,
-            "upstream_seconds": None,
-            "rewrite_seconds": None,
-            "upstream_error": None,
-        }
+        method = request.method or "GET"
+        fields = accesslog.record(
+            method,
+            self.get_status(),
+            0 if method == "HEAD" else self.sent_bytes,
+            self.received_bytes,
+            self.site_name,
+        )
         if full:
-            seconds = request.request_time()
-            record.update(
-                time=time.time() - seconds,  # when it arrived
+            accesslog.describe(
+                fields,
+                seconds=request.request_time(),
                 client=self.context.client_ip(request),
                 user=self.context.user(request),
-                target=request.uri,
+                target=request.uri or "",
                 protocol=request.version,
-                referer=request.headers.get("Referer"),
-                user_agent=request.headers.get("User-Agent"),
-                seconds=seconds,
-                pid=os.getpid(),  # which process served it (--processes)
+                headers=request.headers,
             )
-        return record
+        return fields
 
     def write_error(self: Any, status_code: int, **kwargs: object) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from handlers import accesslog
 from handlers.accesslog import AccessLog
 from handlers.context import ProxyContext
 from handlers.frontdoor import Limits
@@ -86,28 +86,17 @@ class ProxyState:
         self, start_line: Any, headers: Any, status: int, sent: int, client: str
     ) -> None:
         """A request the front door answered itself (400, 414, 431)."""
-        fields: dict[str, Any] = {
-            "method": start_line.method,
-            "status": status,
-            "bytes": sent,
-            "received": 0,
-            "site": "-",
-            "upstream_seconds": None,
-            "rewrite_seconds": None,
-            "upstream_error": None,
-        }
+        fields = accesslog.record(start_line.method, status, sent)
         self.metrics.observe(fields)
         if self.access_log.enabled:
-            fields.update(
-                time=time.time(),
+            accesslog.describe(
+                fields,
+                seconds=0.0,
                 client=client,
                 user=None,
                 target=start_line.path,
                 protocol=start_line.version,
-                referer=headers.get("Referer"),
-                user_agent=headers.get("User-Agent"),
-                seconds=0.0,
-                pid=os.getpid(),
+                headers=headers,
             )
             self.access_log.request(fields)
 
