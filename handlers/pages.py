@@ -139,7 +139,7 @@ class PageMixin:
         state.started()
 
     def on_finish(self: Any) -> None:
-        self.state.ended(self)
+        self.state.ended()
 
     def write(self: Any, chunk: Any) -> None:
         if isinstance(chunk, bytes | str):

@@ -23,7 +23,6 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-import pycurl
 from tornado.concurrent import Future
 from tornado.httputil import HTTPServerRequest
 
@@ -42,9 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DOWNLOAD_HIGH_WATER = 1 << 20
-# libcurl's error numbers that mean "the backend was too slow" (504); every other
-# failure before a response means "could not get a response" (502).
-_CURL_TIMEOUTS = frozenset({pycurl.E_OPERATION_TIMEDOUT})
 # Fields that describe the backend's bytes, not a body the proxy has changed.
 _STALE_WHEN_REWRITTEN = frozenset({"etag", "content-md5", "accept-ranges", "content-length"})
 
@@ -361,7 +357,8 @@ class Relay:
             log.warning("%s: response to %s broke off: %s", site.name, self.uri, exc)
             sink.close()
             return
-        if isinstance(exc, UpstreamError) and exc.errno in _CURL_TIMEOUTS:
+        # A backend that was too slow is a 504; any other failure before a response, 502.
+        if isinstance(exc, UpstreamError) and error_kind(exc.errno) == "timeout":
             status, title = 504, "Site timed out"
             detail = f"The site {site.name!r} did not answer in time."
         else:

@@ -66,7 +66,7 @@ class ProxyState:
         if self.metrics.multiprocess:
             self.metrics.in_flight.inc()
 
-    def ended(self, handler: RequestHandler) -> None:
+    def ended(self) -> None:
         self.in_flight -= 1
         if self.metrics.multiprocess:
             self.metrics.in_flight.dec()
