@@ -43,8 +43,12 @@ class Config:
     upstream_queue = 1000
     # Text bodies larger than this are passed on unchanged instead of rewritten.
     rewrite_max_bytes = 8 * 1024 * 1024
-    # Request bodies (uploads) larger than this are refused with 413. They are streamed
-    # to the backend as they arrive, never held whole.
+    # Text request bodies (forms, JSON, XML) up to this size are held whole so that the
+    # proxy's URLs in them are mapped back to the backend's (BackendSite map_requests);
+    # larger ones are passed on unchanged, with a log line.
+    request_map_max_bytes = 8 * 1024 * 1024
+    # Request bodies (uploads) larger than this are refused with 413. Files and other
+    # bodies that are not mapped stream to the backend as they arrive, never held whole.
     max_body_size = 10 * 1024**3
     # Limits of a request's head: a longer target is answered 414, a larger or fuller
     # header block 431. A client gets client_header_timeout seconds to send its head, and

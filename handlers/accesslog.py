@@ -44,6 +44,7 @@ def record(method: str, status: int, sent: int, received: int = 0, site: str = "
         "upstream_seconds": None,
         "rewrite_seconds": None,
         "upstream_error": None,
+        "request_body": None,  # what mapping the request body did (handlers/upload.py)
     }
 
 

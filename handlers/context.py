@@ -11,6 +11,7 @@ from tornado.httputil import HTTPServerRequest
 
 from filters.links import Origin
 from filters.pipeline import SitePlan, build_plans
+from filters.reverse import ReverseLinks
 from handlers.access import (
     ALLOWED,
     LOGIN,
@@ -52,6 +53,7 @@ class ProxyContext:
     def __post_init__(self) -> None:
         self.plans: dict[str, SitePlan] = plans_for(self.table)
         self.shim = Shim(self.table)
+        self.reverse = ReverseLinks({site.name: site.base_url for site in self.table})
         # Both were checked when the options were read (handlers/options.py).
         self._trusted_nets = networks(self.options.trusted_proxies)
         self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)

@@ -92,6 +92,13 @@ class Metrics:
             ["site", "kind"],
             registry=registry,
         )
+        self.request_bodies = Counter(
+            "web_proxy_request_bodies",
+            "Text request bodies looked at for the proxy's URLs, by site and result (mapped,"
+            " unchanged, too_large, encoded, undecodable).",
+            ["site", "result"],
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "web_proxy_requests_in_flight",
             "Requests being handled.",
@@ -143,6 +150,8 @@ class Metrics:
             rewrite.observe(fields["rewrite_seconds"])
         if fields["upstream_error"] is not None:
             self.upstream_errors.labels(site, fields["upstream_error"]).inc()
+        if fields["request_body"] is not None:
+            self.request_bodies.labels(site, fields["request_body"]).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition, and its content type."""

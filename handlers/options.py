@@ -108,6 +108,7 @@ SPECS = (
     Spec("async_http_client_max_clients", "max_clients", 200, _integer(1, 10_000)),
     Spec("upstream_queue", "upstream_queue", 1000, _integer(0, 1_000_000)),
     Spec("rewrite_max_bytes", "rewrite_max_bytes", 8 * MiB, _integer(0, 1 * GiB)),
+    Spec("request_map_max_bytes", "request_map_max_bytes", 8 * MiB, _integer(0, 1 * GiB)),
     Spec("max_body_size", "max_body_size", 10 * GiB, _integer(0, 2**62)),
     Spec("trusted_proxies", "trusted_proxies", ("127.0.0.1", "::1"), _networks),
     Spec("max_uri_bytes", "max_uri_bytes", 8 * KiB, _integer(256, 1 * MiB)),
@@ -138,6 +139,9 @@ class Options:
     # Requests that wait for one of max_clients; past that, 503 with Retry-After.
     upstream_queue: int = 1000
     rewrite_max_bytes: int = 8 * MiB
+    # Request bodies up to this size are held whole to map the proxy's URLs in them
+    # back (filters/requestbody.py); larger ones stream to the backend unchanged.
+    request_map_max_bytes: int = 8 * MiB
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     max_body_size: int = 10 * GiB
     # A response whose Content-Length is at most this is sent in one write with its

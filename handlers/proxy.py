@@ -3,7 +3,8 @@
 The handler is the client's side: it checks the request, makes one ``Relay``
 (handlers/relay.py) for the exchange with the backend, and is that relay's ``Sink``. The
 request body streams to the backend as it arrives, and the client is read no faster
-than the backend takes it.
+than the backend takes it; a text body that may hold the proxy's URLs (a form, JSON) is
+held whole instead, mapped back (handlers/upload.py), and sent when it is complete.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from handlers.pages import PageHandler
 from handlers.relay import Relay
 from handlers.request import Target, backend_headers, resolve_target
 from handlers.sites import SITE_COOKIE
+from handlers.upload import HeldBody, hold_decision, log_unmapped, map_body
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ class ProxyHandler(PageHandler):
 
     SUPPORTED_METHODS = METHODS
     relay: Relay | None = None
+    target: Target | None = None
+    held: HeldBody | None = None  # a body read whole before the relay starts
+    body_result: str | None = None  # what became of it (handlers/upload.py)
     ended = False  # finish() has run (our own flag: Tornado's is private)
     client_gone = False
     relaying = False  # the body is whole and the relay is completing
@@ -72,6 +77,7 @@ class ProxyHandler(PageHandler):
             record["upstream_seconds"] = relay.upstream_seconds
             record["rewrite_seconds"] = relay.rewrite_seconds
             record["upstream_error"] = relay.upstream_error
+        record["request_body"] = self.body_result
         return record
 
     def on_finish(self) -> None:
@@ -81,6 +87,7 @@ class ProxyHandler(PageHandler):
         # relay's methods: letting go here frees the handler now, by reference
         # counting, rather than by a later garbage collection (latency spikes).
         self.relay = None
+        self.held = None
         self.request_task = None
         self.body_waiting = None
         if self.body_timer is not None:
@@ -136,13 +143,29 @@ class ProxyHandler(PageHandler):
         limit = options.max_body_size
         request.connection.set_max_body_size(limit + max(limit, 16 << 20))  # type: ignore[union-attr]
         has_body = bool(length) or "Transfer-Encoding" in request.headers
-        # Started now, so that the body streams upstream as it is read; completed by
-        # _finish_relay, which Tornado calls once the body is in. (Awaiting the relay here
-        # would also keep Tornado from noticing that the client has gone.)
-        self._start_relay(target, has_body, length)
-        if has_body and self.relay is not None:
+        if self._busy(target):
+            return
+        self.target = target
+        if has_body and request.method not in ("GET", "HEAD"):
+            limit = options.request_map_max_bytes
+            decision = hold_decision(target.mapper, request.headers, length, limit)
+            if decision == "hold":
+                self.held = HeldBody(limit)
+            elif decision is not None:
+                log_unmapped(decision, self._where(), limit)
+                self.body_result = decision
+        if self.held is None:
+            # Started now, so that the body streams upstream as it is read; completed by
+            # _finish_relay, which Tornado calls once the body is in. (Awaiting the relay
+            # here would also keep Tornado from noticing that the client has gone.)
+            self._start_relay(target, has_body, length)
+        if has_body and (self.relay is not None or self.held is not None):
             self.body_last = time.monotonic()
             self._watch_body()
+
+    def _where(self) -> str:
+        site = self.target.site.name if self.target is not None else "-"
+        return f"{site}: {self.request.method} {self.request.uri}"
 
     def _refuse_body(self, length: int) -> None:
         limit = self.context.options.max_body_size
@@ -156,27 +179,39 @@ class ProxyHandler(PageHandler):
             413, "Request too large", f"This proxy accepts request bodies of up to {limit:,} bytes."
         )
 
-    def _start_relay(self, target: Target, has_body: bool, length: int | None) -> None:
+    def _busy(self, target: Target) -> bool:
+        """Every connection to the backends is busy and the queue is full: a clear answer
+        now (503) beats an unbounded queue (and memory) and a late timeout."""
+        context = self.context
+        options = context.options
+        if context.client.active < options.max_clients + options.upstream_queue:
+            return False
+        log.warning(
+            "%s -> 503 (%d upstream requests in flight or waiting)",
+            self._where(),
+            context.client.active,
+        )
+        self.send_error_page(
+            503,
+            "Busy",
+            "The proxy is handling as many requests as it can. Try again soon.",
+            {"Retry-After": "5"},
+        )
+        return True
+
+    def _start_relay(
+        self,
+        target: Target,
+        has_body: bool,
+        length: int | None,
+        body: bytes | None = None,
+        map_it: bool = False,
+    ) -> None:
+        """Make the relay and send the request upstream. ``body``: the part of the
+        request body read so far (all of it, mapped first, with ``map_it``)."""
         site, context, request = target.site, self.context, self.request
         method = request.method or "GET"
         options = context.options
-        if context.client.active >= options.max_clients + options.upstream_queue:
-            # Every connection to the backends is busy and the queue is full: a clear
-            # answer now beats an unbounded queue (and memory) and a late timeout.
-            log.warning(
-                "%s: %s %s -> 503 (%d upstream requests in flight or waiting)",
-                site.name,
-                method,
-                request.uri,
-                context.client.active,
-            )
-            self.send_error_page(
-                503,
-                "Busy",
-                "The proxy is handling as many requests as it can. Try again soon.",
-                {"Retry-After": "5"},
-            )
-            return
         # Only the user opening a page switches sites: a page's images, scripts and
         # fetches (a favicon from a background tab, say) must not move the other tabs.
         switching = target.via_prefix and target.navigation and target.cookie_site != site.name
@@ -193,10 +228,19 @@ class ProxyHandler(PageHandler):
         # a PUT: a read turned into a write), and no server may act on one (RFC 9110
         # sections 9.3.1-2): it is read and dropped.
         upload = has_body and method not in ("GET", "HEAD")
+        headers = backend_headers(self, context, target)
+        if body is not None and map_it and target.mapper is not None:
+            body, self.body_result = map_body(body, target.mapper, headers, self._where())
+            length = len(body)
         self.relay = Relay(self, context, request, target, own_cookies)
-        self.relay.start(backend_headers(self, context, target), upload, length)
+        self.relay.start(headers, upload, length)
+        if body is not None:
+            self.body_waiting = self.relay.feed(body)
 
     def data_received(self, chunk: bytes) -> Future | None:
+        held = self.held
+        if held is not None and not self.ended:
+            return self._hold(held, chunk)
         relay = self.relay
         if relay is None or self.ended:
             return None  # already answered (413, 404, ...): the rest is read and dropped
@@ -210,9 +254,32 @@ class ProxyHandler(PageHandler):
         self.body_waiting = relay.feed(chunk)
         return self.body_waiting
 
+    def _hold(self, held: HeldBody, chunk: bytes) -> Future | None:
+        """A piece of a body held for mapping. One sent without Content-Length that
+        outgrows the limit is passed on unchanged after all: the relay starts, and what
+        was held goes first."""
+        self.received_bytes += len(chunk)
+        self.body_last = time.monotonic()
+        if self.received_bytes > self.context.options.max_body_size:
+            self.held = None
+            self._refuse_body(self.received_bytes)
+            return None
+        if held.add(chunk) or self.target is None:
+            return None
+        self.held = None
+        self.body_result = "too_large"
+        log_unmapped("too_large", self._where(), held.limit)
+        self._start_relay(self.target, True, None, held.take())
+        return self.body_waiting
+
     async def _finish_relay(self) -> None:
         """Completes the relay; Tornado's handler method for every request method."""
         self.relaying = True
+        held = self.held
+        if held is not None and self.target is not None and not self.ended:
+            # The held body is whole: map it, and only now ask the backend.
+            self.held = None
+            self._start_relay(self.target, True, None, held.take(), map_it=True)
         relay = self.relay
         if relay is not None and not self.ended:
             await relay.complete()

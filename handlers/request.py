@@ -10,6 +10,7 @@ from typing import NamedTuple
 from tornado.web import RequestHandler
 
 from filters.links import SITE_PREFIX
+from filters.requestbody import BodyMapper
 from handlers.context import ProxyContext
 from handlers.cookies import cookie_value
 from handlers.headers import upstream_headers
@@ -28,6 +29,9 @@ class Target(NamedTuple):
     cookie_site: str | None  # what the .site cookie said
     navigation: bool  # a top-level document navigation (routing.is_navigation)
     secure_client: bool  # the browser reached us (or the proxy in front of us) over https
+    # Maps the proxy's URLs in what the client sends back to the backend's (None: the
+    # site asks for them as sent: map_requests=False or knows_proxy).
+    mapper: BodyMapper | None = None
 
     @property
     def via_prefix(self) -> bool:
@@ -102,14 +106,29 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
         # the prefixed URL, so that the address bar, reloads and bookmarks keep the site.
         handler.redirect(f"{SITE_PREFIX}{site.name}{uri}")
         return None
+    mapper = None
+    if site.map_requests and not site.knows_proxy:
+        mapper = BodyMapper(context.reverse, proxy_hosts(handler, context), site.charset)
     return Target(
         site,
-        resolution.rest,
+        mapper.query(resolution.rest) if mapper is not None else resolution.rest,
         resolution.via,
         cookie_site,
         navigation,
         client_is_secure(handler, context),
+        mapper,
     )
+
+
+def proxy_hosts(handler: RequestHandler, context: ProxyContext) -> list[str]:
+    """The host[:port] values under which this client reaches the proxy: its Host, and
+    the X-Forwarded-Host of a trusted proxy in front (nginx may pass its own Host on)."""
+    request = handler.request
+    hosts = [request.headers.get("Host", "")]
+    forwarded = request.headers.get("X-Forwarded-Host")
+    if forwarded and context.is_trusted(request.remote_ip or ""):
+        hosts.extend(h.strip() for h in forwarded.split(","))
+    return [h for h in hosts if h]
 
 
 def refuse(handler: RequestHandler, login: bool) -> None:

@@ -71,6 +71,9 @@ class BackendSite:
                        X-Forwarded-Host, like Django's USE_X_FORWARDED_HOST): the
                        proxy's URLs in request headers (Origin, Referer, Destination,
                        If) are then left as they are, not mapped to the backend's
+      map_requests     map the proxy's URLs in what clients send (form fields, JSON,
+                       XML and text bodies, query strings) back to the backends' own, so
+                       that what users save is stored as if saved directly (default True)
       description      a line shown for the site in the proxy's site list
     """
 
@@ -88,6 +91,7 @@ class BackendSite:
     shim: bool = True
     description: str = ""
     knows_proxy: bool = False
+    map_requests: bool = True
     allow: Sequence[str] = ()
     deny: Sequence[str] = ()
     client_allow: Sequence[str] = ()
@@ -115,6 +119,7 @@ class Site:
     shim: bool
     description: str
     knows_proxy: bool
+    map_requests: bool = True
     allow: tuple[re.Pattern[str], ...] = ()
     deny: tuple[re.Pattern[str], ...] = ()
     client_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
@@ -294,7 +299,14 @@ def _validate_site(key: object, backend: object) -> Site:
                 attr,
                 key,
             )
-    for attr in ("validate_cert", "auto_rewrite", "prefix_links", "shim", "knows_proxy"):
+    for attr in (
+        "validate_cert",
+        "auto_rewrite",
+        "prefix_links",
+        "shim",
+        "knows_proxy",
+        "map_requests",
+    ):
         value = getattr(backend, attr)
         if not isinstance(value, bool):
             raise SettingError(f"{where}: {attr}={value!r}: expected True or False", attr, key)
@@ -344,6 +356,7 @@ def _validate_site(key: object, backend: object) -> Site:
         shim=backend.shim,
         description=backend.description,
         knows_proxy=backend.knows_proxy,
+        map_requests=backend.map_requests,
         allow=allow,
         deny=deny,
         client_allow=client_allow,
