@@ -27,8 +27,9 @@ SITE_PREFIX = "/.site."
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # After a host (and port), the next character must not continue the host name or the
-# port: "10.1.2.3" must not match "10.1.2.30", "10.1.2.3.example" or "10.1.2.3:8080".
-_HOST_END = r"(?![\w-]|\.[\w-]|:\d)"
+# port: "10.1.2.3" must not match "10.1.2.30", "10.1.2.3.example" or "10.1.2.3:8080"
+# (nor "10.1.2.3%3A8080", percent-encoded).
+_HOST_END = r"(?![\w-]|\.[\w-]|:\d|%3[Aa]\d)"
 # A root-relative link is "/" not followed by "/" (scheme-relative), "\" or a prefix.
 _NOT_PREFIXED = r"(?![/\\]|\.site\.)"
 
@@ -119,8 +120,11 @@ class BackendLinks:
             raw.plain.append((subs[1], unsafe[1]))
             # JSON/JS-escaped and percent-encoded (both cases) spellings.
             for slash, colon in (("\\/", ":"), ("%2F", "%3A"), ("%2f", "%3a")):
-                literal = f"{o.scheme}{colon}{slash}{slash}{o.host}{port}"
-                self._add(text, raw, literal, end, prefix.replace("/", slash, 1))
+                # Percent-encoded, the port's colon is encoded too ("%3A8080").
+                spelled = port.replace(":", colon)
+                literal = f"{o.scheme}{colon}{slash}{slash}{o.host}{spelled}"
+                ending = (rf"(?:{colon}{o.port})?" if o.default_port else "") + _HOST_END
+                self._add(text, raw, literal, ending, prefix.replace("/", slash, 1))
             # Scheme-relative "//host": the page's own scheme, which for a backend's
             # page is the backend's. The first origin to claim host[:port] keeps it.
             if (o.host, port) in seen:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from tornado.httputil import HTTPHeaders
 
 from filters.codings import accept_encoding
+from filters.links import SITE_PREFIX
 from handlers.cookies import cookies_for_site, scope_set_cookie
 from handlers.sites import Site, SiteTable
 from handlers.transfer import Fields
 from handlers.urlmap import if_to_backend, origin_to_backend, to_backend, to_proxy
+
+if TYPE_CHECKING:
+    from filters.links import BackendLinks
 
 # Hop-by-hop fields (RFC 9110 section 7.6.1) describe one connection, not the message:
 # a proxy must not forward them. Proxy-Authenticate/-Authorization are credentials for
@@ -160,12 +165,44 @@ def field(fields: Fields, name: str) -> str | None:
     return values[0] if len(values) == 1 else ", ".join(values)
 
 
+_LINK_TARGET = re.compile(r"<([^<>]*)>")
+
+
+def proxied_link(value: str, table: SiteTable, current: Site | None) -> str:
+    """Link (RFC 8288): each ``<target>`` as the client must see it; the parameters
+    (``rel="https://api.w.org/"`` holds a URL that names a relation, not a resource)
+    are left alone."""
+    return _LINK_TARGET.sub(lambda m: f"<{to_proxy(m.group(1), table, current)}>", value)
+
+
+def proxied_location(
+    value: str, table: SiteTable, current: Site, links: BackendLinks | None
+) -> str:
+    """Location and Content-Location: the URL, and, when it leads to one of the sites,
+    backend URLs inside its query too (``/login?redirect_to=http%3A%2F%2Fbackend%2F``),
+    spelled as the site's pages spell them."""
+    url = to_proxy(value, table, current)
+    path, sep, query = url.partition("?")
+    if sep and links is not None and url.startswith(SITE_PREFIX):
+        url = path + sep + links.rewrite(query)
+    return url
+
+
 def downstream_headers(
-    fields: Fields, table: SiteTable, current: Site, backend_path: str, secure_client: bool
+    fields: Fields,
+    table: SiteTable,
+    current: Site,
+    backend_path: str,
+    secure_client: bool,
+    links: BackendLinks | None = None,
+    client_origin: str | None = None,
 ) -> Iterable[tuple[str, str]]:
     """The backend's response header fields as the client should see them.
     ``backend_path`` is the path the backend was asked for (the default path of its
-    cookies); ``secure_client`` whether the browser reached the proxy over https."""
+    cookies); ``secure_client`` whether the browser reached the proxy over https;
+    ``links`` the site's backend links (for URLs inside a redirect's query);
+    ``client_origin`` the request's Origin when it is the proxy's own (the backend was
+    sent its own origin instead, and answers CORS with it)."""
     drop = _NOT_FORWARDED_DOWNSTREAM
     connection = [v for k, v in fields if k.lower() == "connection"]
     if connection:
@@ -181,7 +218,17 @@ def downstream_headers(
                 yield name, scoped
             continue
         if lname in ("location", "content-location"):
-            value = to_proxy(value, table, current)
+            value = proxied_location(value, table, current, links)
         elif lname == "refresh":
             value = proxied_refresh(value, table, current)
+        elif lname == "link":
+            value = proxied_link(value, table, current)
+        elif lname == "x-pingback":
+            value = to_proxy(value, table, current)
+        elif lname == "access-control-allow-origin" and client_origin is not None:
+            # The backend allows the origin it was told the page came from (its own, see
+            # origin_to_backend): the browser must hear the origin it really sent.
+            found = table.site_for_url(value.strip())
+            if found is not None and found[1] == "/":
+                value = client_origin
         yield name, value

@@ -33,6 +33,7 @@ from handlers.modes import NO_BODY_STATUSES, Mode, response_mode
 from handlers.sink import Sink
 from handlers.transfer import Fields
 from handlers.upstream import TransferHandle, UpstreamError, UpstreamRequest
+from handlers.urlmap import is_proxy_origin
 
 if TYPE_CHECKING:
     from handlers.context import ProxyContext
@@ -193,7 +194,15 @@ class Relay:
         # The shim's tag for an HTML page, and any CSP amended to admit it.
         tag, fields = context.shim.plan(site, self.request_headers, fields)
         out = list(
-            downstream_headers(fields, context.table, site, target.path, target.secure_client)
+            downstream_headers(
+                fields,
+                context.table,
+                site,
+                target.path,
+                target.secure_client,
+                context.plans[site.name].backend_links,
+                self._proxy_origin(),
+            )
         )
         out.extend(("Set-Cookie", cookie) for cookie in self.own_cookies)
         self.fields = out
@@ -221,6 +230,15 @@ class Relay:
         if mode is Mode.STREAM:
             self.sink.respond(status, self.reason, out)
             self._send_pending()  # the head now: an event stream's client is waiting
+
+    def _proxy_origin(self) -> str | None:
+        """The request's Origin when it is the proxy's own, which the backend was sent as
+        its own origin (handlers/headers.py: map_request_urls)."""
+        origin = self.request_headers.get("Origin")
+        host = self.request_headers.get("Host")
+        if self.site.knows_proxy or not is_proxy_origin(origin, host):
+            return None
+        return origin
 
     def data_received(self, chunk: bytes) -> Future[None] | None:
         """A piece of the response body. Returns a Future to pause the backend until

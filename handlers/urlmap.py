@@ -80,19 +80,19 @@ def _prefixed_to_backend(path: str, table: SiteTable) -> str | None:
     return site.base_url + found[1] if site is not None and found is not None else None
 
 
+def is_proxy_origin(origin: str | None, proxy_host: str | None) -> bool:
+    """Whether ``origin`` (an Origin header's value) is the proxy's own."""
+    if not origin or not proxy_host:
+        return False
+    scheme, sep, authority = origin.partition("://")
+    return bool(sep) and scheme.lower() in _WEB_SCHEMES and authority.lower() == proxy_host.lower()
+
+
 def origin_to_backend(origin: str, current: Site, proxy_host: str | None) -> str:
     """``Origin``: the proxy's own origin (the page is one of the proxy's) becomes the
     current backend's, as if the page had been loaded from it; a foreign origin is left
     for the backend to judge (so that its cross-site checks keep working)."""
-    scheme, sep, authority = origin.partition("://")
-    if (
-        sep
-        and scheme.lower() in _WEB_SCHEMES
-        and proxy_host
-        and authority.lower() == proxy_host.lower()
-    ):
-        return current.base_url
-    return origin
+    return current.base_url if is_proxy_origin(origin, proxy_host) else origin
 
 
 # The Resource-Tags and state tokens of an If header (RFC 4918 section 10.4) are all
@@ -106,4 +106,4 @@ def if_to_backend(value: str, table: SiteTable, current: Site, proxy_host: str |
     )
 
 
-__all__ = ["if_to_backend", "origin_to_backend", "to_backend", "to_proxy"]
+__all__ = ["if_to_backend", "is_proxy_origin", "origin_to_backend", "to_backend", "to_proxy"]
