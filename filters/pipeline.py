@@ -15,7 +15,8 @@ from typing import Protocol
 
 from filters import charsets, codings
 from filters.inject import insert_tag
-from filters.links import DEFAULT_PORTS, BackendLinks, Origin, RootLinks
+from filters.links import DEFAULT_PORTS, BackendLinks, Origin
+from filters.rootlinks import RootLinks
 from filters.rules import SubsFilterRules
 from filters.xmllinks import XmlLinks
 

@@ -29,7 +29,7 @@ _SOURCE = (
 
 class XmlLinks:
     """Gives root-relative links in XML this site's prefix. The same interface as
-    filters.links.RootLinks, so the pipeline applies either the same way."""
+    filters.rootlinks.RootLinks, so the pipeline applies either the same way."""
 
     def __init__(self, name: str) -> None:
         prefix = f"{SITE_PREFIX}{name}/"

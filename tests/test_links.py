@@ -2,7 +2,8 @@
 
 import pytest
 
-from filters.links import BackendLinks, Origin, RootLinks
+from filters.links import BackendLinks, Origin
+from filters.rootlinks import RootLinks
 from filters.xmllinks import XmlLinks
 
 LINKS = BackendLinks(
@@ -139,3 +140,18 @@ def test_xml_links(xml, expected):
     assert XML.rewrite(xml) == expected
     assert XML.rewrite_bytes(xml.encode()) == expected.encode()
     assert XML.rewrite(expected) == expected  # idempotent
+
+
+def test_a_textareas_content_is_text_and_keeps_its_root_relative_links():
+    """What a user edits in a <textarea> goes back to the backend as it came: the markup
+    around it is rewritten, its content is not (HTML's RCDATA)."""
+    page = (
+        '<a href="/x"><textarea name=c>&lt;img src="/up/a.png"&gt;</textarea>'
+        '<img src="/y"><TEXTAREA rows=3>src=/z</TEXTAREA><link href="/s.css">'
+    )
+    out = ROOT.rewrite(page, True)
+    assert out == (
+        '<a href="/.site.a/x"><textarea name=c>&lt;img src="/up/a.png"&gt;</textarea>'
+        '<img src="/.site.a/y"><TEXTAREA rows=3>src=/z</TEXTAREA><link href="/.site.a/s.css">'
+    )
+    assert ROOT.rewrite_bytes(page.encode(), True) == out.encode()
