@@ -1,0 +1,155 @@
+"""The request-body mapping, per content type and charset (pure: no sockets)."""
+
+import json
+import urllib.parse
+
+import pytest
+
+from filters.requestbody import BodyMapper, Undecodable, body_kind
+from filters.reverse import ReverseLinks
+
+LINKS = ReverseLinks({"cms": "http://10.1.2.3", "wiki": "https://wiki.corp:8443"})
+MAP = BodyMapper(LINKS, ["Proxy.Example"], None)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "kind"),
+    [
+        ("application/x-www-form-urlencoded; charset=UTF-8", "form"),
+        ("multipart/form-data; boundary=x", "multipart"),
+        ("application/json", "json"),
+        ("application/merge-patch+json", "json"),
+        ("text/xml; charset=utf-8", "xml"),
+        ("application/atom+xml", "xml"),
+        ("text/plain", "text"),
+        ("text/html", "text"),
+        ("application/octet-stream", None),
+        ("image/svg+xml", None),
+        ("image/png", None),
+        (None, None),
+    ],
+)
+def test_which_bodies_are_read(content_type, kind):
+    assert body_kind(content_type) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/.site.cms/x", "http://10.1.2.3/x"),
+        ("/.site.cms", "http://10.1.2.3"),
+        ("/.site.wiki/a?b=1#c", "https://wiki.corp:8443/a?b=1#c"),
+        ("http://proxy.example/.site.cms/x", "http://10.1.2.3/x"),
+        ("HTTPS://PROXY.EXAMPLE/.site.cms/x", "http://10.1.2.3/x"),
+        ("//proxy.example/.site.wiki/x", "//wiki.corp:8443/x"),
+        ("\\/.site.cms\\/x", "http:\\/\\/10.1.2.3\\/x"),
+        ("http:\\/\\/proxy.example\\/.site.cms", "http:\\/\\/10.1.2.3"),
+        ("%2F.site.cms%2Fx", "http%3A%2F%2F10.1.2.3%2Fx"),
+        ("%2f.site.wiki%2fx", "https%3a%2f%2fwiki.corp%3a8443%2fx"),
+        ("https%3A%2F%2Fproxy.example%2F.site.cms%2Fx", "http%3A%2F%2F10.1.2.3%2Fx"),
+        # Left alone: other hosts, unknown sites, the middle of a path or word.
+        ("http://elsewhere/.site.cms/x", "http://elsewhere/.site.cms/x"),
+        ("/.site.nope/x", "/.site.nope/x"),
+        ("/a/.site.cms/x", "/a/.site.cms/x"),
+        ("x.site.cms", "x.site.cms"),
+        ("my/.site.cms", "my/.site.cms"),
+        # A name runs to the first character that cannot be in one.
+        ("(/.site.cms)", "(http://10.1.2.3)"),
+        ("/.site.cms.", "http://10.1.2.3."),
+        ("/.site.cmsx/y", "/.site.cmsx/y"),
+    ],
+)
+def test_every_spelling_of_a_proxy_url(text, expected):
+    assert LINKS.map(text, ["proxy.example"]) == expected
+
+
+def test_a_form_maps_values_only_and_keeps_everything_else_byte_for_byte():
+    body = b"a=%2F.site.cms%2Fx&%2F.site.cms=keep&b=caf%C3%A9+%2F.site.cms&c=%7e&d&e="
+    out = MAP.body(body, "application/x-www-form-urlencoded")
+    assert out == (
+        b"a=http%3A%2F%2F10.1.2.3%2Fx&%2F.site.cms=keep&b=caf%C3%A9+http%3A%2F%2F10.1.2.3"
+        b"&c=%7e&d&e="
+    )
+
+
+def test_a_form_in_a_charset_that_is_not_ascii_compatible_is_decoded():
+    mapper = BodyMapper(LINKS, [], "shift_jis")
+    # "ソ" is 0x83 0x5C in Shift_JIS: its second byte is a backslash.
+    value = "ソ\\/.site.cms\\/x ソ"
+    body = b"f=" + urllib.parse.quote_plus(value.encode("shift_jis")).encode()
+    out = mapper.body(body, "application/x-www-form-urlencoded")
+    got = urllib.parse.parse_qs(out.decode(), encoding="shift_jis")["f"][0]
+    assert got == "ソ\\/.site.cms\\/x ソ".replace("\\/.site.cms\\/x", "http:\\/\\/10.1.2.3\\/x")
+
+
+def test_json_strings_keep_their_escaping_and_the_rest_its_bytes():
+    body = (
+        b'{ "a" : "\\/.site.cms\\/x",\n  "b": "\\u4e2d /.site.cms", "n": 1.50, "k/.site.cms": 0 }'
+    )
+    out = MAP.body(body, "application/json")
+    doc = json.loads(out)
+    assert doc["a"] == "http://10.1.2.3/x"
+    assert doc["b"] == "中 http://10.1.2.3"
+    assert b'"n": 1.50' in out  # numbers are not re-serialized
+    assert b'"a" : "http:\\/\\/10.1.2.3\\/x"' in out
+
+
+def test_invalid_json_maps_nothing_it_cannot_read():
+    body = b'{"a": "/.site.cms/x", "b": "\\q /.site.cms"'
+    out = MAP.body(body, "application/json")
+    assert out == b'{"a": "http://10.1.2.3/x", "b": "\\q /.site.cms"'
+
+
+def _multipart(*parts: bytes, boundary: bytes = b"B") -> bytes:
+    body = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+    return body + b"--" + boundary + b"--\r\n"
+
+
+def test_multipart_maps_text_fields_in_the_forms_charset_and_never_files():
+    field = 'Content-Disposition: form-data; name="t"\r\n\r\n中 /.site.cms/x'.encode("gbk")
+    charset = b'Content-Disposition: form-data; name="_charset_"\r\n\r\ngbk'
+    file1 = b'Content-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\n/.site.cms/x'
+    file2 = b"Content-Disposition: form-data; name=\"g\"; filename*=UTF-8''b.txt\r\n\r\n/.site.cms"
+    base64 = (
+        b'Content-Disposition: form-data; name="h"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nLy5zaXRlLmNtcw=="
+    )
+    as_json = b'Content-Disposition: form-data; name="j"\r\nContent-Type: application/json\r\n\r\n["\\/.site.cms"]'
+    body = _multipart(charset, field, file1, file2, base64, as_json)
+    out = MAP.body(body, 'multipart/form-data; boundary="B"')
+    assert out == body.replace(
+        "中 /.site.cms/x".encode("gbk"), "中 http://10.1.2.3/x".encode("gbk")
+    ).replace(b'["\\/.site.cms"]', b'["http:\\/\\/10.1.2.3"]')
+
+
+def test_a_multipart_body_that_does_not_parse_is_left_alone():
+    body = b"--B\r\nno header end /.site.cms/x"
+    assert MAP.body(body, "multipart/form-data; boundary=B") is None
+    assert MAP.body(body, "multipart/form-data") is None
+
+
+def test_a_body_that_does_not_survive_its_charset_is_refused():
+    # 0xA1FE and 0xA241 are both the fullwidth solidus in Big5: decoded and encoded, the body would change.
+    body = b"\xa1\xfe /.site.cms/x"
+    with pytest.raises(Undecodable):
+        MAP.body(body, "text/plain; charset=big5")
+
+
+def test_xml_hrefs_get_their_root_relative_paths_back_and_other_text_is_absolute():
+    body = (
+        b'<D:multistatus xmlns:D="DAV:"><D:href>/.site.cms/d/</D:href>'
+        b'<link href="/.site.cms/feed"/><D:owner>/.site.cms/x</D:owner>'
+        b"<D:href>http://proxy.example/.site.cms/d/</D:href></D:multistatus>"
+    )
+    out = MAP.body(body, "application/xml")
+    assert out == (
+        b'<D:multistatus xmlns:D="DAV:"><D:href>/d/</D:href>'
+        b'<link href="/feed"/><D:owner>http://10.1.2.3/x</D:owner>'
+        b"<D:href>http://10.1.2.3/d/</D:href></D:multistatus>"
+    )
+
+
+def test_the_query_of_a_target():
+    assert MAP.query("/p?x=1&to=%2F.site.cms%2Fa") == "/p?x=1&to=http%3A%2F%2F10.1.2.3%2Fa"
+    assert MAP.query("/.site.cms/p?x=1") == "/.site.cms/p?x=1"  # the path is not a query
+    assert MAP.query("/p?/.site.cms/") == "/p?/.site.cms/"  # no value: nothing to map
