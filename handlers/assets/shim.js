@@ -90,29 +90,29 @@
       set: function (v) { d.set.call(this, fixer(v)); }
     });
   }
-  // A constructor, passing its first argument through fixer first.
+  // A constructor, passing its first argument through fixer first. Its objects still
+  // name it as their constructor (x.constructor === Request).
   function hookNew(name, fixer) {
     var C = root[name];
-    if (typeof C === "function" && root.Proxy) root[name] = new Proxy(C, {
+    if (typeof C !== "function" || !root.Proxy) return;
+    var P = root[name] = new Proxy(C, {
       construct: function (target, args, newTarget) {
         args = slice.call(args);
         if (args.length) args[0] = fixer(args[0]);
         return Reflect.construct(target, args, newTarget);
       }
     });
+    if (C.prototype && C.prototype.constructor === C) C.prototype.constructor = P;
   }
 
-  var ofetch = root.fetch;
-  if (ofetch) root.fetch = function (input) {
-    var a = slice.call(arguments);
-    if (root.Request && input instanceof root.Request) {
-      var u = map(input.url);
-      if (u !== input.url) a[0] = new root.Request(u, input);
-    } else if (a.length) {
-      a[0] = fix(input);
-    }
-    return ofetch.apply(root, a);
-  };
+  // A Request is mapped when the page makes it: one cannot be remade with another URL
+  // and stay the same. new Request(url, request) takes the body as a stream (Chromium
+  // then wants duplex and HTTP/2: "Failed to fetch"), and members it does not expose
+  // (priority) are lost. So fetch passes a Request on as it came (fix leaves objects
+  // it cannot map alone); one made where no shim runs (another realm) reaches its
+  // site by the Referer.
+  hookNew("Request", fix);
+  hookArg(root, "fetch", 0, fix);
   hookArg(root.XMLHttpRequest && root.XMLHttpRequest.prototype, "open", 1, fix);
   hookNew("WebSocket", function (v) {
     var m = fix(v);
