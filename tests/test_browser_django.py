@@ -57,16 +57,32 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 """
 
 URLS = """
+import json
+
 from django.contrib import admin
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import path
+from django.views.decorators.csrf import ensure_csrf_cookie
 
 
 def echo(request):  # CSRF-protected, as every POST view is by default
     return JsonResponse({"method": request.method, "user": request.user.username})
 
 
-urlpatterns = [path("admin/", admin.site.urls), path("echo/", echo)]
+@ensure_csrf_cookie
+def notes_page(request):  # a page whose script posts JSON, with the token from the cookie
+    return HttpResponse("<!doctype html><html><head><title>Notes</title></head><body></body></html>")
+
+
+def notes(request):  # a JSON API, CSRF-protected like echo
+    return JsonResponse({"body": request.body.decode(), "type": request.content_type,
+                         "note": json.loads(request.body)})
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls), path("echo/", echo),
+    path("notes/", notes_page), path("api/notes/", notes),
+]
 """
 
 
@@ -215,3 +231,50 @@ def test_a_backend_that_knows_its_proxy(django):
     assert declared == [(name, True) for name, _ in declared]
     undeclared = dict(_admin_steps(django["browser"], django["proxy"] + "/.site.fwd-undeclared"))
     assert undeclared["login"] is False
+
+
+# Django's documented AJAX pattern ("Setting the token on the AJAX request"): a Request
+# object made with mode "same-origin", the token in X-CSRFToken, and here a JSON body.
+# The same request with a wrong token shows that the check is on.
+AJAX = """async () => {
+  const token = document.cookie.match(/csrftoken=([^;]+)/)[1];
+  const body = JSON.stringify({title: "\u00dcn\u00efcode \u2713", tags: ["a", "b"], n: 1});
+  const post = t => fetch(new Request("/api/notes/", {
+    method: "POST", mode: "same-origin",
+    headers: {"X-CSRFToken": t, "Content-Type": "application/json"}, body}));
+  try {
+    const r = await post(token), wrong = await post(token.replace(/./, c => c === "a" ? "b" : "a"));
+    return {status: r.status, answer: r.ok ? await r.json() : null, sent: body,
+            wrongToken: wrong.status};
+  } catch (e) {
+    return {error: String(e)};
+  }
+}"""
+
+
+def _ajax(browser, base: str) -> dict:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.goto(base + "/notes/")
+        return page.evaluate(AJAX)
+    finally:
+        context.close()
+
+
+def test_ajax_post_with_a_request_object_as_directly(django):
+    """fetch(new Request(...)) with a JSON body failed through the shim, "TypeError:
+    Failed to fetch", and never reached the proxy."""
+    direct = _ajax(django["browser"], django["direct"])
+    assert direct == {
+        "status": 200,
+        "answer": {
+            "body": direct["sent"],
+            "type": "application/json",
+            "note": {"title": "Ünïcode ✓", "tags": ["a", "b"], "n": 1},
+        },
+        "sent": direct["sent"],
+        "wrongToken": 403,
+    }
+    assert _ajax(django["browser"], django["proxy"] + "/.site.django") == direct
