@@ -47,7 +47,8 @@ def configure(curl: pycurl.Curl, transfer: Transfer, ca_file: str | None) -> Non
     length = headers.pop("Content-Length", None) if transfer.body is not None else None
     lines = [f"{name}: {value}" if value else f"{name};" for name, value in headers.get_all()]
     # Fields libcurl (or pycurl) would make up when absent: an empty value says no.
-    for name in ("Accept", "User-Agent"):
+    # (libcurl labels any POST body application/x-www-form-urlencoded.)
+    for name in ("Accept", "User-Agent", "Content-Type"):
         if name not in headers and not (name == "User-Agent" and request.user_agent):
             lines.append(f"{name}:")
     lines.append("Expect:")
