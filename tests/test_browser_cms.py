@@ -188,10 +188,11 @@ def _wordpress(php: str, db: MariaDB, folder: Path, database: str) -> Instance:
     (site.docroot / "wp-config.php").write_text(
         WP_CONFIG.format(database=database, socket=db.socket)
     )
-    subprocess.run(
+    setup = subprocess.run(
         [php, str(DATA / "setup.php"), str(site.docroot), site.url],
-        check=True, capture_output=True, timeout=120,
+        capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+    assert setup.returncode == 0, f"WordPress's setup failed: {setup.stdout}{setup.stderr}"
     site.server = spawn_server(
         [php, "-d", "display_errors=0", "-d", "log_errors=1", "-S",
          site.url.removeprefix("http://"), "-t", str(site.docroot), str(DATA / "router.php")],
