@@ -105,3 +105,12 @@ def _set_method(curl: pycurl.Curl, method: str, transfer: Transfer, length: Any)
     else:
         curl.setopt(pycurl.UPLOAD, 1)
         curl.setopt(pycurl.INFILESIZE_LARGE, size)
+
+
+def ascii_target(target: str) -> str:
+    """The request target as libcurl will accept it. Tornado hands us the request line
+    decoded as latin-1, so each character is one byte as sent; bytes outside ASCII are
+    percent-encoded (as browsers do), everything else passes untouched."""
+    if target.isascii():
+        return target
+    return "".join(c if ord(c) < 128 else f"%{ord(c):02X}" for c in target)

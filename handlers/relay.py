@@ -19,6 +19,7 @@ header block is in:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from tornado.concurrent import Future
 from tornado.httputil import HTTPServerRequest
 
 from filters.pipeline import BodyRewriter
+from handlers.curlopts import ascii_target
 from handlers.headers import downstream_headers, field
 from handlers.metrics import error_kind
 from handlers.modes import NO_BODY_STATUSES, Mode, response_mode
@@ -107,7 +109,7 @@ class Relay:
             producer = self._produce
             if length is not None:
                 headers["Content-Length"] = str(length)
-        request_target = _ascii_target(target.path)
+        request_target = ascii_target(target.path)
         upstream = UpstreamRequest(
             site.base_url + request_target,
             request_target=request_target,
@@ -161,7 +163,19 @@ class Relay:
             self.fail(None)
             return
         self.upstream_seconds = time.monotonic() - self.upstream_started
+        await self._caught_up()
         self.finish()
+
+    async def _caught_up(self) -> None:
+        """Wait until no flush is in progress, so that ``finish`` writes the end alone.
+
+        Tornado's HTTP1Connection keeps one write Future: a write made while another is
+        in progress has its Future resolved when the earlier one completes. The last
+        write, made by ``sink.finish()`` behind a flush to a slow client, would then say
+        "sent" with up to a MiB still in the connection's buffer, and closing on it
+        (``Connection: close``) dropped those bytes (issue 17)."""
+        while self.flushing is not None and not self.done:
+            await asyncio.wait([self.flushing])  # _flushed runs first: it sends the rest
 
     def abort(self) -> None:
         """End the upstream transfer now (the client has gone or stalled)."""
@@ -309,14 +323,18 @@ class Relay:
         if self.failure is not None or mode is None:
             self.fail(None)
             return
-        self.done = True
         sink = self.sink
         if mode is Mode.STREAM:
+            if self.flushing is not None:  # see _caught_up: the end goes once it is done
+                self.flushing.add_done_callback(lambda _: self.finish())
+                return
+            self.done = True
             for chunk in self.pending:
                 sink.write(chunk)
             self.pending = []
             sink.finish()
             return
+        self.done = True
         fields = self.fields
         body = b"".join(self.held)
         self.held = []
@@ -386,12 +404,3 @@ class Relay:
             )
         log.warning("%s: %s %s -> %d (%s)", site.name, self.method, self.uri, status, exc)
         sink.error_page(status, title, detail)
-
-
-def _ascii_target(target: str) -> str:
-    """The request target as libcurl will accept it. Tornado hands us the request line
-    decoded as latin-1, so each character is one byte as sent; bytes outside ASCII are
-    percent-encoded (as browsers do), everything else passes untouched."""
-    if target.isascii():
-        return target
-    return "".join(c if ord(c) < 128 else f"%{ord(c):02X}" for c in target)

@@ -22,7 +22,9 @@ class Sink(Protocol):
         """Queue body bytes."""
 
     def flush(self) -> Future[None]:
-        """Send what is queued; resolves when the client's connection has taken it."""
+        """Send what is queued; resolves when the client's connection has taken it.
+        One at a time: bytes flushed or finished before it resolves would be reported
+        sent with it (Tornado's HTTP1Connection keeps a single write Future)."""
 
     def finish(self) -> object:
         """End the response."""

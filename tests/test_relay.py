@@ -22,12 +22,22 @@ HTML = "text/html; charset=utf-8"
 
 
 class FakeSink:
-    """Records every call; flushes resolve only when the test says so."""
+    """Records every call; flushes resolve only when the test says so. Records, too,
+    each breach of the one-flush-at-a-time rule (handlers/sink.py), which ``run``
+    fails on: bytes flushed or finished while an earlier flush is still in progress."""
 
     def __init__(self, refuse_controls: bool = False) -> None:
         self.calls: list[tuple] = []
         self.flushes: list[Future[None]] = []
         self.refuse_controls = refuse_controls
+        self.unflushed = False  # written since the last flush
+        self.breaches: list[str] = []
+        SINKS.append(self)
+
+    def _one_flush_at_a_time(self, call: str) -> None:
+        if self.unflushed and any(not f.done() for f in self.flushes):
+            self.breaches.append(f"{call} of new bytes with a flush in progress")
+        self.unflushed = False
 
     def respond(self, status: int, reason: str, fields: Iterable[tuple[str, str]]) -> None:
         fields = list(fields)
@@ -37,14 +47,17 @@ class FakeSink:
 
     def write(self, chunk: bytes) -> None:
         self.calls.append(("write", chunk))
+        self.unflushed = self.unflushed or bool(chunk)
 
     def flush(self) -> Future[None]:
+        self._one_flush_at_a_time("flush")
         future: Future[None] = Future()
         self.flushes.append(future)
         self.calls.append(("flush",))
         return future
 
     def finish(self) -> None:
+        self._one_flush_at_a_time("finish")
         self.calls.append(("finish",))
 
     def error_page(self, status: int, title: str, detail: str) -> None:
@@ -64,8 +77,12 @@ class FakeSink:
         return call[1], {k.lower(): v for k, v in call[3]}
 
 
+SINKS: list[FakeSink] = []
+
+
 def run(test):
-    """Run ``test(make_relay)`` inside an event loop (Futures need one)."""
+    """Run ``test(make_relay)`` inside an event loop (Futures need one); then check
+    that no sink was flushed out of turn."""
 
     async def main():
         table = build_site_table(
@@ -94,7 +111,9 @@ def run(test):
         finally:
             client.close()
 
+    SINKS.clear()
     asyncio.run(main())
+    assert [b for sink in SINKS for b in sink.breaches] == []
 
 
 def test_head_and_bodyless_statuses_send_the_head_alone():
@@ -149,9 +168,56 @@ def test_a_large_body_streams_and_a_slow_client_pauses_the_backend():
         # Everything that waited went out in one more flush.
         assert sink.kinds() == ["respond", "flush"] + ["write"] * len(waits) + ["flush"]
         assert relay.data_received(b"tail") is None  # below the mark: no pause
-        relay.finish()
-        assert sink.kinds()[-2:] == ["write", "finish"]
+        relay.finish()  # with a flush in progress: the end waits for it
+        assert sink.kinds()[-1] == "flush"
+        sink.flushes[1].set_result(None)
+        await asyncio.sleep(0)  # the tail goes in a flush of its own
+        assert sink.kinds()[-2:] == ["write", "flush"]
+        sink.flushes[2].set_result(None)
+        await asyncio.sleep(0)
+        assert sink.kinds()[-2:] == ["flush", "finish"]
         assert sink.body() == piece * len(waits) + b"tail"
+
+    run(check)
+
+
+def test_the_end_of_a_stream_waits_for_the_flush_in_progress():
+    """Issue 17: the response's last write made while a flush to a slow client was in
+    progress was reported sent with that flush (Tornado keeps one write Future), and
+    a connection closed on it lost the last bytes. complete() sends the rest and ends
+    the response only once no flush is in progress."""
+
+    async def check(make_relay):
+        relay, sink = make_relay()
+        relay.headers_received(200, "OK", [("Content-Type", "application/octet-stream")])
+        assert relay.data_received(b"a" * 1000) is None  # waits behind the head's flush
+        fetch: Future[None] = Future()
+        fetch.set_result(None)
+        relay.fetch = fetch  # the backend is done
+        completing = asyncio.ensure_future(relay.complete())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert sink.kinds() == ["respond", "flush"] and not completing.done()
+        sink.flushes[0].set_result(None)  # the client took the head: the rest goes
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert sink.kinds() == ["respond", "flush", "write", "flush"]
+        assert not completing.done()
+        sink.flushes[1].set_result(None)
+        await completing
+        assert sink.kinds() == ["respond", "flush", "write", "flush", "finish"]
+        assert sink.body() == b"a" * 1000
+
+        relay, sink = make_relay()  # the client leaves meanwhile: no end, a close
+        relay.headers_received(200, "OK", [("Content-Type", "application/octet-stream")])
+        relay.data_received(b"b" * 10)
+        relay.fetch = fetch
+        completing = asyncio.ensure_future(relay.complete())
+        await asyncio.sleep(0)
+        relay.client_left()
+        sink.flushes[0].set_exception(OSError("gone"))
+        await completing
+        assert sink.kinds() == ["respond", "flush", "close"]
 
     run(check)
 
@@ -196,6 +262,7 @@ def test_a_page_without_length_that_outgrows_the_cap_streams_unchanged():
         assert relay.mode is Mode.STREAM
         sink.flushes[0].set_result(None)
         relay.finish()
+        await asyncio.sleep(0)
         assert sink.body() == chunk * 5  # unchanged: the rewriting was given up
 
     run(check)
