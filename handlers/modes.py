@@ -4,6 +4,7 @@ by one pure function (in the manner of h11's ``_body_framing``)."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 
 class Mode(enum.Enum):
@@ -16,6 +17,9 @@ class Mode(enum.Enum):
 # Responses that have no body, whatever their headers say (RFC 9110 sections 15.3.5 and
 # 15.4.5).
 NO_BODY_STATUSES = frozenset({204, 304})
+# Fields that describe the backend's bytes, not a body the proxy has changed: a
+# rewritten body goes without them, and so does the answer to HEAD of one.
+STALE_WHEN_REWRITTEN = frozenset({"etag", "content-md5", "accept-ranges", "content-length"})
 
 
 def response_mode(
@@ -43,4 +47,9 @@ def response_mode(
     return Mode.STREAM
 
 
-__all__ = ["NO_BODY_STATUSES", "Mode", "response_mode"]
+def without_stale(fields: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``fields`` less those that describe the backend's bytes (STALE_WHEN_REWRITTEN)."""
+    return [(k, v) for k, v in fields if k.lower() not in STALE_WHEN_REWRITTEN]
+
+
+__all__ = ["NO_BODY_STATUSES", "STALE_WHEN_REWRITTEN", "Mode", "response_mode", "without_stale"]

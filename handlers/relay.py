@@ -31,7 +31,7 @@ from filters.pipeline import BodyRewriter
 from handlers.curlopts import ascii_target
 from handlers.headers import downstream_headers, field
 from handlers.metrics import error_kind
-from handlers.modes import NO_BODY_STATUSES, Mode, response_mode
+from handlers.modes import NO_BODY_STATUSES, Mode, response_mode, without_stale
 from handlers.sink import Sink
 from handlers.transfer import Fields
 from handlers.upstream import TransferHandle, UpstreamError, UpstreamRequest
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DOWNLOAD_HIGH_WATER = 1 << 20
-# Fields that describe the backend's bytes, not a body the proxy has changed.
-_STALE_WHEN_REWRITTEN = frozenset({"etag", "content-md5", "accept-ranges", "content-length"})
 
 
 def _consume(future: Future) -> None:
@@ -224,21 +222,21 @@ class Relay:
         length_text = field(fields, "content-length")
         length = int(length_text) if length_text and length_text.isdigit() else None
         rewriter = None
-        if method != "HEAD" and status not in NO_BODY_STATUSES and status != 206:
+        if status not in NO_BODY_STATUSES and status != 206:
             rewriter = context.plans[site.name].for_response(
                 self.uri, field(fields, "content-type"), field(fields, "content-encoding"), tag
             )
-        mode = response_mode(
-            method,
-            status,
-            length,
-            rewriter is not None,
-            options.rewrite_max_bytes,
-            options.small_body_bytes,
-        )
+        sizes = (options.rewrite_max_bytes, options.small_body_bytes)
+        mode = response_mode(method, status, length, rewriter is not None, *sizes)
         self.mode = mode
         if mode is Mode.REWRITE:
             self.rewriter = rewriter
+        elif method == "HEAD":
+            if response_mode("GET", status, length, rewriter is not None, *sizes) is Mode.REWRITE:
+                # The GET's body would be rewritten, so the backend's length and
+                # validators would contradict it: a HEAD may omit what only the content
+                # determines (RFC 9110 section 9.3.2), as nginx's sub_filter does.
+                self.fields = without_stale(out)
         elif rewriter is not None:
             self._log_too_large()
         if mode is Mode.STREAM:
@@ -347,7 +345,7 @@ class Relay:
             if new is not None:
                 # The body changed: its length and the validators of the backend's
                 # bytes no longer describe it.
-                fields = [(k, v) for k, v in fields if k.lower() not in _STALE_WHEN_REWRITTEN]
+                fields = without_stale(fields)
                 fields.append(("Content-Length", str(len(new))))
                 body = new
         try:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from handlers.modes import Mode, response_mode
+from handlers.modes import Mode, response_mode, without_stale
 
 CAP, SMALL = 8 * 1024 * 1024, 64 * 1024
 
@@ -38,3 +38,15 @@ def test_a_cap_below_the_small_size_still_holds_small_bodies():
     # A body announced above the rewrite cap is not rewritten, but one that is small is
     # still sent in one write.
     assert response_mode("GET", 200, 5000, True, 4096, SMALL) is Mode.SMALL
+
+
+def test_without_stale_drops_what_describes_the_backends_bytes():
+    fields = [
+        ("Content-Type", "text/html"),
+        ("Content-Length", "103"),
+        ("ETag", '"v1"'),
+        ("content-md5", "x"),
+        ("Accept-Ranges", "bytes"),
+        ("Set-Cookie", "a=1"),
+    ]
+    assert without_stale(fields) == [("Content-Type", "text/html"), ("Set-Cookie", "a=1")]
