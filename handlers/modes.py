@@ -17,9 +17,12 @@ class Mode(enum.Enum):
 # Responses that have no body, whatever their headers say (RFC 9110 sections 15.3.5 and
 # 15.4.5).
 NO_BODY_STATUSES = frozenset({204, 304})
-# Fields that describe the backend's bytes, not a body the proxy has changed: a
-# rewritten body goes without them, and so does the answer to HEAD of one.
-STALE_WHEN_REWRITTEN = frozenset({"etag", "content-md5", "accept-ranges", "content-length"})
+# Fields computed from the body's exact bytes. A HEAD answer goes without them when the
+# GET's body would be rewritten: a HEAD's Content-Length must be the GET's or absent
+# (RFC 9110 section 8.6).
+OF_THE_BYTES = frozenset({"content-length", "content-md5"})
+# Fields that describe the backend's bytes, not a body the proxy has changed.
+STALE_WHEN_REWRITTEN = OF_THE_BYTES | {"etag", "accept-ranges"}
 
 
 def response_mode(
@@ -47,9 +50,24 @@ def response_mode(
     return Mode.STREAM
 
 
-def without_stale(fields: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``fields`` less those that describe the backend's bytes (STALE_WHEN_REWRITTEN)."""
+def rewritten_fields(fields: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The fields of a body the proxy has changed: the backend's less STALE_WHEN_REWRITTEN."""
     return [(k, v) for k, v in fields if k.lower() not in STALE_WHEN_REWRITTEN]
 
 
-__all__ = ["NO_BODY_STATUSES", "STALE_WHEN_REWRITTEN", "Mode", "response_mode", "without_stale"]
+def head_fields(fields: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The fields of a HEAD answer whose GET would be rewritten: the backend's less
+    OF_THE_BYTES. (Its ETag stays: conditions go to the backend, which judges them by
+    its own tag; WebDAV clients read it with HEAD for an If on their next PUT.)"""
+    return [(k, v) for k, v in fields if k.lower() not in OF_THE_BYTES]
+
+
+__all__ = [
+    "NO_BODY_STATUSES",
+    "OF_THE_BYTES",
+    "STALE_WHEN_REWRITTEN",
+    "Mode",
+    "head_fields",
+    "response_mode",
+    "rewritten_fields",
+]

@@ -31,7 +31,7 @@ from filters.pipeline import BodyRewriter
 from handlers.curlopts import ascii_target
 from handlers.headers import downstream_headers, field
 from handlers.metrics import error_kind
-from handlers.modes import NO_BODY_STATUSES, Mode, response_mode, without_stale
+from handlers.modes import NO_BODY_STATUSES, Mode, head_fields, response_mode, rewritten_fields
 from handlers.sink import Sink
 from handlers.transfer import Fields
 from handlers.upstream import TransferHandle, UpstreamError, UpstreamRequest
@@ -233,10 +233,10 @@ class Relay:
             self.rewriter = rewriter
         elif method == "HEAD":
             if response_mode("GET", status, length, rewriter is not None, *sizes) is Mode.REWRITE:
-                # The GET's body would be rewritten, so the backend's length and
-                # validators would contradict it: a HEAD may omit what only the content
-                # determines (RFC 9110 section 9.3.2), as nginx's sub_filter does.
-                self.fields = without_stale(out)
+                # The GET's body would be rewritten: the backend's length would
+                # contradict it. A HEAD may omit what only the content determines (RFC
+                # 9110 section 9.3.2), as nginx's sub_filter does.
+                self.fields = head_fields(out)
         elif rewriter is not None:
             self._log_too_large()
         if mode is Mode.STREAM:
@@ -345,7 +345,7 @@ class Relay:
             if new is not None:
                 # The body changed: its length and the validators of the backend's
                 # bytes no longer describe it.
-                fields = without_stale(fields)
+                fields = rewritten_fields(fields)
                 fields.append(("Content-Length", str(len(new))))
                 body = new
         try:

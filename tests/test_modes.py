@@ -2,7 +2,7 @@
 
 import pytest
 
-from handlers.modes import Mode, response_mode, without_stale
+from handlers.modes import Mode, head_fields, response_mode, rewritten_fields
 
 CAP, SMALL = 8 * 1024 * 1024, 64 * 1024
 
@@ -40,7 +40,7 @@ def test_a_cap_below_the_small_size_still_holds_small_bodies():
     assert response_mode("GET", 200, 5000, True, 4096, SMALL) is Mode.SMALL
 
 
-def test_without_stale_drops_what_describes_the_backends_bytes():
+def test_the_fields_of_the_backends_bytes():
     fields = [
         ("Content-Type", "text/html"),
         ("Content-Length", "103"),
@@ -49,4 +49,11 @@ def test_without_stale_drops_what_describes_the_backends_bytes():
         ("Accept-Ranges", "bytes"),
         ("Set-Cookie", "a=1"),
     ]
-    assert without_stale(fields) == [("Content-Type", "text/html"), ("Set-Cookie", "a=1")]
+    assert rewritten_fields(fields) == [("Content-Type", "text/html"), ("Set-Cookie", "a=1")]
+    # The HEAD of a body that would be rewritten keeps the backend's validator.
+    assert head_fields(fields) == [
+        ("Content-Type", "text/html"),
+        ("ETag", '"v1"'),
+        ("Accept-Ranges", "bytes"),
+        ("Set-Cookie", "a=1"),
+    ]
