@@ -14,7 +14,7 @@ def stack(loop_thread):
     def headers(h):
         own = backend.url
         h.add_header("Link", f'<{own}/wp-json/>; rel="https://api.w.org/"')
-        h.add_header("Link", f'<{own}/?p=5>; rel=shortlink, </style.css>; rel=preload; as=style')
+        h.add_header("Link", f"<{own}/?p=5>; rel=shortlink, </style.css>; rel=preload; as=style")
         h.set_header("X-Pingback", f"{own}/xmlrpc.php")
         h.set_header("Content-Location", f"{own}/doc.en.html")
         h.set_header("Refresh", f"5; url={own}/next")
