@@ -4,25 +4,25 @@ Each kind of body is taken apart only as far as needed to see its text as the ba
 will read it, mapped with filters/reverse.py, and put together again; everything that
 did not change keeps its bytes:
 
-- ``application/x-www-form-urlencoded`` (and a query string): each value is
-  percent-decoded, mapped and, if it changed, encoded again as browsers encode forms;
+- ``application/x-www-form-urlencoded`` and query strings: as sent, percent-encoded
+  (a spelling the mapping knows); a form value that still holds a mark once decoded
+  is decoded, mapped and encoded again;
 - ``multipart/form-data``: text fields are mapped in the form's charset; a part with a
   file name is a file the user uploads and passes byte for byte, whatever it holds;
-- JSON: each string is decoded (``\\/`` and ``\\u`` escapes included), mapped, and
-  written again in the escaping style it came in;
+- JSON: as text; the escapes its strings may use around a URL (``\\/``, ``\\u0022``)
+  are spellings the mapping knows, so nothing is decoded and written again;
 - XML and other text: the text, in its declared charset.
 
-Bodies in a charset whose ASCII bytes mean ASCII characters (UTF-8, Latin-1, GBK, ...)
-are handled as Latin-1 text: every byte is one character, the patterns are ASCII, so no
-real decoding is needed and bytes outside the matches cannot change.
+Bodies in a charset whose ASCII bytes always mean ASCII characters (UTF-8, Latin-1,
+EUC-JP, ...) are handled as Latin-1 text: every byte is one character, the patterns are
+ASCII, so no real decoding is needed and bytes outside the matches cannot change.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from filters import charsets
 from filters.pipeline import media_type
@@ -30,7 +30,6 @@ from filters.reverse import ReverseLinks
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _PARAM = re.compile(r"""(?i);\s*([\w*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)""")
 _ENCODINGS_KEPT = frozenset({"", "7bit", "8bit", "binary"})
 
@@ -58,22 +57,33 @@ def body_kind(content_type: str | None) -> str | None:
 
 
 class BodyMapper:
-    """Maps one request's bodies and query: the site table's ``ReverseLinks`` and the
-    hosts under which this client reaches the proxy."""
+    """Maps one request's bodies and query: the site table's ``ReverseLinks``, the hosts
+    under which this client reaches the proxy, and which sites it may open."""
 
-    __slots__ = ("fallback", "hosts", "links")
+    __slots__ = ("allowed", "fallback", "hosts", "links")
 
-    def __init__(self, links: ReverseLinks, hosts: Iterable[str], fallback: str | None) -> None:
+    def __init__(
+        self,
+        links: ReverseLinks,
+        hosts: Iterable[str],
+        fallback: str | None,
+        allowed: Callable[[str], bool] | None = None,
+    ) -> None:
         self.links = links
         self.hosts = frozenset(h.lower() for h in hosts)
         self.fallback = fallback  # the site's charset for bodies that declare none
+        self.allowed = allowed  # the site names this client may open (None: all)
+
+    def _map(self, text: str, xml: bool = False) -> str:
+        return self.links.map(text, self.hosts, xml, self.allowed)
 
     def query(self, target: str) -> str:
-        """A request target with the values of its query mapped (the path is kept)."""
+        """A request target with the proxy's URLs in its query mapped, as they are spelled
+        there (percent-encoded or not): every other byte is kept."""
         path, sep, query = target.partition("?")
-        if not sep or ".site." not in urllib.parse.unquote(query):
+        if not sep or "site" not in query:
             return target
-        return path + sep + self._form(query, "latin-1")
+        return path + sep + self._map(query)
 
     def body(self, body: bytes, content_type: str | None) -> bytes | None:
         """The body with the proxy's URLs mapped back; None when nothing changed or the
@@ -94,44 +104,28 @@ class BodyMapper:
         text, codec = _decode(body, codec)
         if "site" not in text:
             return body
-        if kind == "form":
-            text = self._form(text, codec)
-        elif kind == "json":
-            text = _JSON_STRING.sub(self._json_string, text)
-        else:
-            text = self.links.map(text, self.hosts, xml=kind == "xml")
+        # JSON is mapped as text: its escapes ("\/", "\u0022") are spellings the
+        # mapping knows, so no string is decoded and written again.
+        text = self._form(text, codec) if kind == "form" else self._map(text, kind == "xml")
         return text.encode(codec, "surrogateescape")
 
     def _form(self, data: str, codec: str) -> str:
-        pairs = data.split("&")
+        r"""As sent, the values are percent-encoded, a spelling the mapping knows; a value
+        that still holds a mark of ours once decoded (a JSON text with "\/" in a form
+        field) is decoded, mapped and encoded again, as browsers encode forms."""
+        pairs = self._map(data).split("&")
         for i, pair in enumerate(pairs):
             name, eq, value = pair.partition("=")
             if not eq or "site" not in value:
                 continue
             raw = urllib.parse.unquote_to_bytes(value.replace("+", " "))
             text = raw.decode(codec, "surrogateescape")
-            mapped = self.links.map(text, self.hosts)
+            mapped = self._map(text)
             if mapped != text:
                 encoded = mapped.encode(codec, "surrogateescape")
-                # As browsers serialize forms (the URL Standard's urlencoded serializer).
+                # The URL Standard's urlencoded serializer.
                 pairs[i] = name + "=" + urllib.parse.quote_plus(encoded, safe="*")
         return "&".join(pairs)
-
-    def _json_string(self, m: re.Match[str]) -> str:
-        token = m.group()
-        if "site" not in token:
-            return token
-        try:
-            value = json.loads(token)
-        except ValueError:
-            return token
-        mapped = self.links.map(value, self.hosts)
-        if mapped == value:
-            return token
-        # Escaped as it came: \uXXXX for non-ASCII if the client wrote them so, and
-        # "\/" for slashes if it did.
-        out = json.dumps(mapped, ensure_ascii=token.isascii())
-        return out.replace("/", "\\/") if "\\/" in token else out
 
     def _multipart(self, body: bytes, content_type: str | None) -> bytes:
         boundary = _param(content_type, "boundary")

@@ -32,33 +32,30 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 # Where a prefixed URL starts: its first slash, plain, JSON-escaped or percent-encoded.
 _MARK = re.compile(r"(?:\\/|%2[Ff]|/)\.site\.([A-Za-z0-9][A-Za-z0-9._-]*)")
-# What may stand just before the mark for it to begin an absolute or scheme-relative URL
-# of the proxy, per spelling of the slash. Anchored at the mark (\Z): searched in the
-# text just before it.
-_ABSOLUTE = {
-    style: re.compile(
-        rf"(?i)(?:(?<![\w+.-])(https?){colon}|(?<![\w.~/:%\\-])){slashes}({authority})\Z"
-    )
-    for style, colon, slashes, authority in (
-        ("/", ":", "//", r"[A-Za-z0-9.\-\[\]:]+"),
-        ("\\/", ":", r"\\/\\/", r"[A-Za-z0-9.\-\[\]:]+"),
-        # Percent-encoded, the port's colon and an IPv6 address's brackets are too.
-        ("%2F", "%3A", "%2F%2F", r"[A-Za-z0-9.\-%]+"),
-    )
+# How each spelling of the mark's slash writes "//" and ":" before an authority, and what
+# an authority may hold in it (percent-encoded, a port's colon is "%3A").
+_DOUBLE = {"/": ("//",), "\\/": ("\\/\\/",), "%": ("%2F%2F", "%2f%2f")}
+_COLON = {"/": ":", "\\/": ":", "%": "%3a"}
+_HOST_CHARS = {
+    "/": re.compile(r"[A-Za-z0-9.\-\[\]:]+"),
+    "\\/": re.compile(r"[A-Za-z0-9.\-\[\]:]+"),
+    "%": re.compile(r"[A-Za-z0-9.\-%]+"),
 }
 # A character before a bare "/.site." that makes it part of a longer path or word,
 # not the start of a root-relative URL.
-_CONTINUES = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~%:@-")
+_CONTINUES = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~%:@-/")
+# A JSON or JavaScript escape just before the mark stands for one character: "\n" or
+# "\u0022" (JSON_HEX_QUOT) end a word as much as a newline or a quote does.
+_ESCAPED = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|[nrtbf\"\\'])\Z")
 # XML places whose root-relative paths filters/xmllinks.py prefixed.
 _XML_HREF = re.compile(
     r"""(?:<(?:[\w.-]+:)?(?:href|loc)\s*>\s*|\s(?:[\w.-]+:)?href\s*=\s*["'])\Z"""
 )
-_LOOK_BACK = 300  # an authority longer than this is not one of ours
 
 
 class Backend(NamedTuple):
@@ -77,43 +74,48 @@ class ReverseLinks:
     def __bool__(self) -> bool:
         return bool(self._sites)
 
-    def map(self, text: str, proxy_hosts: Iterable[str] = (), xml: bool = False) -> str:
+    def map(
+        self,
+        text: str,
+        proxy_hosts: Iterable[str] = (),
+        xml: bool = False,
+        allowed: Callable[[str], bool] | None = None,
+    ) -> str:
         """``text`` with every prefixed URL of a configured site written as the backend's.
         ``proxy_hosts`` are the host[:port] values under which clients reach the proxy
-        (lower case); absolute URLs on other hosts are left alone."""
+        (lower case); absolute URLs on other hosts are left alone. ``allowed`` says which
+        site names may be mapped (those the client may open); by default, all."""
         if ".site." not in text:
             return text
         hosts = frozenset(proxy_hosts)
+        # How far back an authority of the proxy can start: its longest spelling.
+        reach = 3 * max(map(len, hosts), default=0) + len("https%3A%2F%2F")
         out: list[str] = []
         done = 0  # text[:done] is settled
         for m in _MARK.finditer(text):
             start = m.start()
             if start < done:
                 continue
-            found = self._site(m.group(1))
+            found = self._site(m.group(1), allowed)
             if found is None:
                 continue
             backend, name_length = found
             end = m.start(1) + name_length
-            style = m.group()[0]
-            slash = "/" if style == "/" else "\\/" if style == "\\" else m.group()[:3]
-            head = text[max(done, start - _LOOK_BACK) : start]
-            absolute = _ABSOLUTE[slash.upper() if style == "%" else slash].search(head)
+            lead = m.group()[0]
+            style = "/" if lead == "/" else "\\/" if lead == "\\" else "%"
+            slash = m.group()[:3] if style == "%" else style
+            absolute = _authority(text, max(done, start - reach), start, style)
             if absolute is not None:
-                authority = absolute.group(2)
-                if style == "%":
-                    authority = urllib.parse.unquote(authority)
+                begin, authority, has_scheme = absolute
                 if authority.lower() not in hosts:
                     continue  # a URL of some other host that happens to hold the prefix
-                begin = start - (len(head) - absolute.start())
-                url = backend.base_url if absolute.group(1) else f"//{backend.netloc}"
+                url = backend.base_url if has_scheme else f"//{backend.netloc}"
                 replacement = _spelled(url, slash)
             else:
-                before = text[start - 1] if start else ""
-                if before in _CONTINUES or before == "/":
+                if not _starts_url(text, start):
                     continue  # inside a longer path ("/a/.site.x") or word
                 begin = start
-                if xml and style == "/" and _XML_HREF.search(head):
+                if xml and style == "/" and _XML_HREF.search(text, max(done, start - 80), start):
                     # The root-relative href the backend wrote: only the prefix goes.
                     replacement = "" if text.startswith("/", end) else "/"
                 else:
@@ -126,18 +128,59 @@ class ReverseLinks:
         out.append(text[done:])
         return "".join(out)
 
-    def _site(self, name: str) -> tuple[Backend, int] | None:
+    def _site(self, name: str, allowed: Callable[[str], bool] | None) -> tuple[Backend, int] | None:
         """The site a name after the prefix means, and the name's length. A name may
         end in dots ("/.site.wiki." at the end of a sentence): the longest configured
         one wins."""
         while name:
             backend = self._sites.get(name)
             if backend is not None:
+                if allowed is not None and not allowed(name):
+                    return None
                 return backend, len(name)
             if not name.endswith("."):
                 return None
             name = name[:-1]
         return None
+
+
+def _authority(text: str, low: int, start: int, style: str) -> tuple[int, str, bool] | None:
+    """The absolute or scheme-relative URL that the mark at ``start`` continues, if any:
+    where it begins, its authority (decoded), and whether it has a scheme. Looked for
+    backwards from the mark, no further than ``low``: a "//" and an authority that runs
+    up to the mark, and before them "http:" or "https:" or nothing that continues a
+    word."""
+    pos = max(text.rfind(double, low, start) for double in _DOUBLE[style])
+    if pos < 0:
+        return None
+    authority = text[pos + len(_DOUBLE[style][0]) : start]
+    if not _HOST_CHARS[style].fullmatch(authority):
+        return None
+    if style == "%":
+        authority = urllib.parse.unquote(authority)
+    colon = _COLON[style]
+    before = text[max(0, pos - 5 - len(colon)) : pos].lower()
+    for scheme in ("https", "http"):
+        if before.endswith(scheme + colon):
+            begin = pos - len(scheme) - len(colon)
+            if begin == 0 or not (text[begin - 1].isalnum() or text[begin - 1] in "+.-"):
+                return begin, authority, True
+            return None
+    if (pos and text[pos - 1] in _CONTINUES) or text[pos - 1 : pos] == "\\":
+        return None  # "ftp://host", "a//host": not a URL of ours
+    return pos, authority, False
+
+
+def _starts_url(text: str, start: int) -> bool:
+    """Whether a bare mark at ``start`` begins a URL: what stands before it does not
+    continue a path or a word (a JSON escape counts as the character it stands for)."""
+    if not start:
+        return True
+    escaped = _ESCAPED.search(text, max(0, start - 6), start)
+    if escaped is not None:
+        code = escaped.group(1)
+        return code is None or chr(int(code, 16)) not in _CONTINUES
+    return text[start - 1] not in _CONTINUES
 
 
 def _spelled(url: str, slash: str) -> str:

@@ -29,6 +29,7 @@ from handlers.cookies import cookie_value
 from handlers.options import Options
 from handlers.shim import Shim
 from handlers.sites import Site, SiteTable
+from handlers.upload import HELD_BUDGET, HeldBytes
 from handlers.upstream import RelayClient
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class ProxyContext:
         self.plans: dict[str, SitePlan] = plans_for(self.table)
         self.shim = Shim(self.table)
         self.reverse = ReverseLinks({site.name: site.base_url for site in self.table})
+        self.held_bytes = HeldBytes(HELD_BUDGET * self.options.request_map_max_bytes)
         # Both were checked when the options were read (handlers/options.py).
         self._trusted_nets = networks(self.options.trusted_proxies)
         self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)

@@ -134,10 +134,15 @@ def upstream_headers(
 _REFRESH_URL = re.compile(r"(?i)(\burl\s*=\s*['\"]?)([^'\";]+)")
 
 
-def proxied_refresh(value: str, table: SiteTable, current: Site | None) -> str:
-    """Refresh: ``5; url=http://backend/x`` -> ``5; url=/.site.name/x``."""
+def proxied_refresh(
+    value: str, table: SiteTable, current: Site, links: BackendLinks | None = None
+) -> str:
+    """Refresh: ``5; url=http://backend/x`` -> ``5; url=/.site.name/x``, mapped as a
+    Location is."""
     return _REFRESH_URL.sub(
-        lambda m: m.group(1) + to_proxy(m.group(2).strip(), table, current), value, count=1
+        lambda m: m.group(1) + proxied_location(m.group(2).strip(), table, current, links),
+        value,
+        count=1,
     )
 
 
@@ -220,7 +225,7 @@ def downstream_headers(
         if lname in ("location", "content-location"):
             value = proxied_location(value, table, current, links)
         elif lname == "refresh":
-            value = proxied_refresh(value, table, current)
+            value = proxied_refresh(value, table, current, links)
         elif lname == "link":
             value = proxied_link(value, table, current)
         elif lname == "x-pingback":
@@ -229,6 +234,6 @@ def downstream_headers(
             # The backend allows the origin it was told the page came from (its own, see
             # origin_to_backend): the browser must hear the origin it really sent.
             found = table.site_for_url(value.strip())
-            if found is not None and found[1] == "/":
+            if found is not None and found[0] is current and found[1] == "/":
                 value = client_origin
         yield name, value

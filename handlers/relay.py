@@ -97,12 +97,17 @@ class Relay:
 
     # --- the upstream transfer ------------------------------------------------------
 
-    def start(self, headers: dict[str, str], upload: bool, length: int | None) -> None:
-        """Send the request upstream. With ``upload``, the body follows through
-        ``feed`` (``length`` bytes, or chunked when None) and ends with ``complete``."""
+    def start(
+        self, headers: dict[str, str], upload: bool, length: int | None, body: bytes | None = None
+    ) -> None:
+        """Send the request upstream. With ``upload``, the body is ``body`` when it is
+        whole already, else it follows through ``feed`` (``length`` bytes, or chunked
+        when None) and ends with ``complete``."""
         site, target = self.site, self.target
         producer = None
-        if upload:
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        elif upload:
             self.body_done = Future()
             producer = self._produce
             if length is not None:
@@ -115,6 +120,7 @@ class Relay:
             on_response=self.headers_received,
             streaming_callback=self.data_received,
             body_producer=producer,
+            body=body,
             method=self.method,
             headers=headers,
             follow_redirects=False,

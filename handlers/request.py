@@ -89,9 +89,21 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
         )
         handler.send_error_page(404, "Unknown site", detail)  # type: ignore[attr-defined]
         return None
-    decision = context.decide(
-        site, context.client_ip(request), context.user(request), resolution.rest
-    )
+    ip, user = context.client_ip(request), context.user(request)
+    rest, mapper = resolution.rest, None
+    if site.map_requests and not site.knows_proxy:
+        # Only the sites this client may open are mapped: the others' addresses are
+        # not the client's to learn or to make a backend fetch.
+        def may_open(name: str) -> bool:
+            other = context.table.get(name)
+            return other is not None and context.may_open(other, ip, user).allowed
+
+        mapper = BodyMapper(context.reverse, proxy_hosts(handler, context), site.charset, may_open)
+        rest = mapper.query(rest)
+    # The rules see the target as the client sent it and as the backend will get it.
+    decision = context.decide(site, ip, user, rest)
+    if decision.allowed and rest != resolution.rest:
+        decision = context.decide(site, ip, user, resolution.rest)
     if not decision.allowed:
         refuse(handler, decision.login)
         return None
@@ -106,12 +118,9 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
         # the prefixed URL, so that the address bar, reloads and bookmarks keep the site.
         handler.redirect(f"{SITE_PREFIX}{site.name}{uri}")
         return None
-    mapper = None
-    if site.map_requests and not site.knows_proxy:
-        mapper = BodyMapper(context.reverse, proxy_hosts(handler, context), site.charset)
     return Target(
         site,
-        mapper.query(resolution.rest) if mapper is not None else resolution.rest,
+        rest,
         resolution.via,
         cookie_site,
         navigation,

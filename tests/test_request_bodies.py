@@ -48,12 +48,17 @@ def stack(loop_thread):
 
     backend = start_backend(loop_thread, "a", {"/editor": editor, "/api/post": post_json})
     other = start_backend(loop_thread, "b")
+    deny = [rf"url=http%3A%2F%2F127\.0\.0\.1%3A{other.port}"]
     forward = {
-        "a": BackendSite("a", backend.url, backend.netloc, []),
+        "a": BackendSite("a", backend.url, backend.netloc, [], deny=deny),
         "b": BackendSite("b", other.url, other.netloc, []),
         "raw": BackendSite("raw", other.url, other.netloc, [], map_requests=False),
+        # A site this client (on loopback) may not open.
+        "secret": BackendSite(
+            "secret", "http://127.0.0.1:9", None, [], client_allow=["10.0.0.0/8"]
+        ),
     }
-    proxy = start_proxy(loop_thread, forward, request_map_max_bytes=64 * 1024)
+    proxy = start_proxy(loop_thread, forward, request_map_max_bytes=1024 * 1024)
     return proxy, backend, other
 
 
@@ -209,7 +214,7 @@ def test_bodies_that_are_not_text_or_of_a_site_that_opts_out_pass_unchanged(stac
 
 def test_a_body_above_the_limit_streams_unchanged_logged_and_counted(stack, caplog):
     proxy, backend, _ = stack
-    large = b"u=%2F.site.a%2Fx&pad=" + b"p" * (64 * 1024)
+    large = b"u=%2F.site.a%2Fx&pad=" + b"p" * (1024 * 1024)
     with caplog.at_level("WARNING"):
         proxy.request(
             "POST", "/.site.a/big", large, {"Content-Type": "application/x-www-form-urlencoded"}
@@ -264,3 +269,40 @@ def _direct_get(backend, path: str) -> bytes:
     data = conn.getresponse().read()
     conn.close()
     return data
+
+
+def test_a_deny_rule_sees_the_query_as_the_backend_will_get_it(stack):
+    proxy, backend, other = stack
+    count = len(backend.seen)
+    resp, _ = proxy.request("GET", f"/.site.a/fetch?url=http%3A%2F%2F127.0.0.1%3A{other.port}%2F")
+    assert resp.status == 403
+    resp, _ = proxy.request("GET", "/.site.a/fetch?url=%2F.site.b%2F")  # the same, spelled ours
+    assert resp.status == 403
+    assert len(backend.seen) == count
+
+
+def test_only_sites_the_client_may_open_are_mapped(stack):
+    proxy, backend, other = stack
+    body = b"t=%2F.site.secret%2Fx+%2F.site.b%2Fy"
+    proxy.request("POST", "/.site.a/f", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    b_url = urllib.parse.quote(other.url, safe="").encode()
+    assert backend.seen[-1].body == b"t=%2F.site.secret%2Fx+" + b_url + b"%2Fy"
+
+
+def test_json_keeps_every_byte_but_the_urls(stack):
+    proxy, backend, _ = stack
+    body = '{"t":"café \\u20ac \\u003c /.site.a/x \\ud83d\\ude00","n":1.50,"u":"a\\/b"}'.encode()
+    proxy.request("POST", "/.site.a/j", body, {"Content-Type": "application/json"})
+    assert backend.seen[-1].body == body.replace(b"/.site.a/x", f"{backend.url}/x".encode())
+
+
+def test_a_large_body_is_mapped_too(stack):
+    """Above the size mapped inline (handlers/proxy.py), the mapping runs in a thread."""
+    proxy, backend, _ = stack
+    items = [{"src": f"/.site.a/uploads/{i}.png", "t": "é" * 20} for i in range(3000)]
+    body = json.dumps(items).encode()
+    assert 256 * 1024 < len(body) < 1024 * 1024
+    resp, _ = proxy.request("PUT", "/.site.a/big", body, {"Content-Type": "application/json"})
+    assert resp.status == 200
+    got = json.loads(backend.seen[-1].body)
+    assert got[2999]["src"] == f"{backend.url}/uploads/2999.png"

@@ -63,13 +63,22 @@ def test_every_spelling_of_a_proxy_url(text, expected):
     assert LINKS.map(text, ["proxy.example"]) == expected
 
 
-def test_a_form_maps_values_only_and_keeps_everything_else_byte_for_byte():
-    body = b"a=%2F.site.cms%2Fx&%2F.site.cms=keep&b=caf%C3%A9+%2F.site.cms&c=%7e&d&e="
+def test_a_form_is_mapped_as_sent_and_keeps_every_other_byte():
+    body = b"a=%2F.site.cms%2Fx&b=caf%C3%A9+%2F.site.cms&c=%7e%20+&d&e=/.site.cms/p"
     out = MAP.body(body, "application/x-www-form-urlencoded")
     assert out == (
-        b"a=http%3A%2F%2F10.1.2.3%2Fx&%2F.site.cms=keep&b=caf%C3%A9+http%3A%2F%2F10.1.2.3"
-        b"&c=%7e&d&e="
+        b"a=http%3A%2F%2F10.1.2.3%2Fx&b=caf%C3%A9+http%3A%2F%2F10.1.2.3&c=%7e%20+&d"
+        b"&e=http://10.1.2.3/p"
     )
+
+
+def test_a_form_value_holding_json_with_escaped_slashes_is_decoded_and_mapped():
+    value = '{"src": "\\/.site.cms\\/a.png", "t": "~ é"}'
+    body = b"json=" + urllib.parse.quote_plus(value).encode() + b"&keep=%7E"
+    out = MAP.body(body, "application/x-www-form-urlencoded")
+    fields = urllib.parse.parse_qs(out.decode())
+    assert fields["json"] == ['{"src": "http:\\/\\/10.1.2.3\\/a.png", "t": "~ é"}']
+    assert out.endswith(b"&keep=%7E")  # the fields that did not change keep their bytes
 
 
 def test_a_form_in_a_charset_that_is_not_ascii_compatible_is_decoded():
@@ -94,10 +103,10 @@ def test_json_strings_keep_their_escaping_and_the_rest_its_bytes():
     assert b'"a" : "http:\\/\\/10.1.2.3\\/x"' in out
 
 
-def test_invalid_json_maps_nothing_it_cannot_read():
-    body = b'{"a": "/.site.cms/x", "b": "\\q /.site.cms"'
+def test_json_that_does_not_parse_is_mapped_as_the_text_it_is():
+    body = b'{"a": "/.site.cms/x", "b": "\\n/.site.cms", "c": "x/.site.cms"'
     out = MAP.body(body, "application/json")
-    assert out == b'{"a": "http://10.1.2.3/x", "b": "\\q /.site.cms"'
+    assert out == b'{"a": "http://10.1.2.3/x", "b": "\\nhttp://10.1.2.3", "c": "x/.site.cms"'
 
 
 def _multipart(*parts: bytes, boundary: bytes = b"B") -> bytes:
@@ -152,4 +161,30 @@ def test_xml_hrefs_get_their_root_relative_paths_back_and_other_text_is_absolute
 def test_the_query_of_a_target():
     assert MAP.query("/p?x=1&to=%2F.site.cms%2Fa") == "/p?x=1&to=http%3A%2F%2F10.1.2.3%2Fa"
     assert MAP.query("/.site.cms/p?x=1") == "/.site.cms/p?x=1"  # the path is not a query
-    assert MAP.query("/p?/.site.cms/") == "/p?/.site.cms/"  # no value: nothing to map
+    assert MAP.query("/p?/.site.cms/&q=%7e+%20") == "/p?http://10.1.2.3/&q=%7e+%20"
+
+
+def test_held_bodies_count_against_the_process_budget():
+    from handlers.upload import BodyResult, HeldBody, HeldBytes
+
+    budget = HeldBytes(10)
+    one, two = HeldBody(8, budget), HeldBody(8, budget)
+    assert one.add(b"12345") is None
+    assert two.add(b"1234") is None
+    assert two.add(b"12") is BodyResult.BUSY  # 11 bytes held would pass the budget
+    assert one.add(b"6789") is BodyResult.TOO_LARGE  # 9 bytes pass this body's limit
+    assert one.release() == b"12345" and budget.held == 4
+    assert two.add(b"12") is None and two.release() == b"123412" and budget.held == 0
+
+
+def test_a_mapping_that_fails_sends_the_body_unchanged_and_says_so():
+    from handlers.upload import BodyResult, map_body
+
+    class Broken(BodyMapper):
+        def body(self, body, content_type):
+            raise RuntimeError("a bug")
+
+    body = b"/.site.cms/x"
+    assert map_body(body, Broken(LINKS, [], None), "text/plain", "t") == (body, BodyResult.ERROR)
+    out = map_body(body, MAP, "text/plain", "t")
+    assert out == (b"http://10.1.2.3/x", BodyResult.MAPPED)
