@@ -52,6 +52,10 @@ _CONTINUES = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 # A JSON or JavaScript escape just before the mark stands for one character: "\n" or
 # "\u0022" (JSON_HEX_QUOT) end a word as much as a newline or a quote does.
 _ESCAPED = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|[nrtbf\"\\'])\Z")
+_CONTINUES_OR_ESCAPE = _CONTINUES | {"\\"}
+# What continues a scheme's name ("xhttp:" is not "http:").
+_IN_SCHEME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+_HEX = re.compile(r"[0-9A-Fa-f]{2}")
 # XML places whose root-relative paths filters/xmllinks.py prefixed.
 _XML_HREF = re.compile(
     r"""(?:<(?:[\w.-]+:)?(?:href|loc)\s*>\s*|\s(?:[\w.-]+:)?href\s*=\s*["'])\Z"""
@@ -163,24 +167,35 @@ def _authority(text: str, low: int, start: int, style: str) -> tuple[int, str, b
     for scheme in ("https", "http"):
         if before.endswith(scheme + colon):
             begin = pos - len(scheme) - len(colon)
-            if begin == 0 or not (text[begin - 1].isalnum() or text[begin - 1] in "+.-"):
+            if _char_before(text, begin) not in _IN_SCHEME:
                 return begin, authority, True
-            return None
-    if (pos and text[pos - 1] in _CONTINUES) or text[pos - 1 : pos] == "\\":
+            return None  # "xhttp://": not a URL of ours
+    if _char_before(text, pos) in _CONTINUES_OR_ESCAPE:
         return None  # "ftp://host", "a//host": not a URL of ours
     return pos, authority, False
 
 
 def _starts_url(text: str, start: int) -> bool:
     """Whether a bare mark at ``start`` begins a URL: what stands before it does not
-    continue a path or a word (a JSON escape counts as the character it stands for)."""
-    if not start:
-        return True
-    escaped = _ESCAPED.search(text, max(0, start - 6), start)
+    continue a path or a word."""
+    return _char_before(text, start) not in _CONTINUES_OR_ESCAPE
+
+
+def _char_before(text: str, i: int) -> str:
+    """The character that ends just before ``i``, as the reader of the text sees it: a
+    JSON escape ("\\u0022", "\\n") or a percent escape ("%22", as in a form or a
+    query) counts as the character it stands for; "" at the start. A percent-encoded
+    backslash is one: before a mark, it makes a JSON "\\/" in a form field, which is
+    mapped once the field is decoded (filters/requestbody.py)."""
+    if not i:
+        return ""
+    escaped = _ESCAPED.search(text, max(0, i - 6), i)
     if escaped is not None:
         code = escaped.group(1)
-        return code is None or chr(int(code, 16)) not in _CONTINUES
-    return text[start - 1] not in _CONTINUES
+        return chr(int(code, 16)) if code is not None else " "
+    if i >= 3 and text[i - 3] == "%" and _HEX.fullmatch(text, i - 2, i):
+        return chr(int(text[i - 2 : i], 16))
+    return text[i - 1]
 
 
 def _spelled(url: str, slash: str) -> str:

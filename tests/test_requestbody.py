@@ -188,3 +188,13 @@ def test_a_mapping_that_fails_sends_the_body_unchanged_and_says_so():
     assert map_body(body, Broken(LINKS, [], None), "text/plain", "t") == (body, BodyResult.ERROR)
     out = map_body(body, MAP, "text/plain", "t")
     assert out == (b"http://10.1.2.3/x", BodyResult.MAPPED)
+
+
+def test_a_percent_encoded_delimiter_before_a_prefixed_url_ends_the_word_before_it():
+    body = b"c=%3Cimg+src%3D%22%2F.site.cms%2Fa.png%22%3E+x%2F.site.cms+%7e&d=%252F.site.cms"
+    out = MAP.body(body, "application/x-www-form-urlencoded")
+    assert out == (
+        b"c=%3Cimg+src%3D%22http%3A%2F%2F10.1.2.3%2Fa.png%22%3E+x%2F.site.cms+%7e"
+        # The text "%2F.site.cms" typed into a field: its own spelling, mapped.
+        b"&d=http%253A%252F%252F10.1.2.3"
+    )
