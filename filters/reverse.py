@@ -30,13 +30,15 @@ decoded as Latin-1 from any ASCII-compatible charset maps correctly without deco
 
 from __future__ import annotations
 
+import functools
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
-# Where a prefixed URL starts: its first slash, plain, JSON-escaped or percent-encoded.
-_MARK = re.compile(r"(?:\\/|%2[Ff]|/)\.site\.([A-Za-z0-9][A-Za-z0-9._-]*)")
+# A prefixed URL: its first slash (plain, JSON-escaped or percent-encoded) is looked at
+# once this is found. Led by a literal, so that the engine skips from one to the next.
+_MARK = re.compile(r"\.site\.([A-Za-z0-9][A-Za-z0-9._-]*)")
 # How each spelling of the mark's slash writes "//" and ":" before an authority, and what
 # an authority may hold in it (percent-encoded, a port's colon is "%3A").
 _DOUBLE = {"/": ("//",), "\\/": ("\\/\\/",), "%": ("%2F%2F", "%2f%2f")}
@@ -56,6 +58,9 @@ _CONTINUES_OR_ESCAPE = _CONTINUES | {"\\"}
 # What continues a scheme's name ("xhttp:" is not "http:").
 _IN_SCHEME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 _HEX = re.compile(r"[0-9A-Fa-f]{2}")
+# The last characters of "\\uXXXX", "\\n" and "%XX": only after one of them can an
+# escape end.
+_MAY_END_ESCAPE = frozenset("0123456789abcdefABCDEFnrtbf\"'\\")
 # XML places whose root-relative paths filters/xmllinks.py prefixed.
 _XML_HREF = re.compile(
     r"""(?:<(?:[\w.-]+:)?(?:href|loc)\s*>\s*|\s(?:[\w.-]+:)?href\s*=\s*["'])\Z"""
@@ -97,7 +102,14 @@ class ReverseLinks:
         out: list[str] = []
         done = 0  # text[:done] is settled
         for m in _MARK.finditer(text):
-            start = m.start()
+            dot = m.start()
+            if text[dot - 1 : dot] == "/":
+                style = slash = "\\/" if text[dot - 2 : dot - 1] == "\\" else "/"
+                start = dot - len(style)
+            elif text[dot - 3 : dot] in ("%2F", "%2f"):
+                style, slash, start = "%", text[dot - 3 : dot], dot - 3
+            else:
+                continue
             if start < done:
                 continue
             found = self._site(m.group(1), allowed)
@@ -105,9 +117,6 @@ class ReverseLinks:
                 continue
             backend, name_length = found
             end = m.start(1) + name_length
-            lead = m.group()[0]
-            style = "/" if lead == "/" else "\\/" if lead == "\\" else "%"
-            slash = m.group()[:3] if style == "%" else style
             absolute = _authority(text, max(done, start - reach), start, style)
             if absolute is not None:
                 begin, authority, has_scheme = absolute
@@ -189,6 +198,9 @@ def _char_before(text: str, i: int) -> str:
     mapped once the field is decoded (filters/requestbody.py)."""
     if not i:
         return ""
+    last = text[i - 1]
+    if last not in _MAY_END_ESCAPE:
+        return last
     escaped = _ESCAPED.search(text, max(0, i - 6), i)
     if escaped is not None:
         code = escaped.group(1)
@@ -198,6 +210,7 @@ def _char_before(text: str, i: int) -> str:
     return text[i - 1]
 
 
+@functools.lru_cache(maxsize=1024)
 def _spelled(url: str, slash: str) -> str:
     """``url`` spelled as the prefix it replaces was: plain, JSON-escaped (``\\/``) or
     percent-encoded (keeping the case of the client's hex digits)."""
