@@ -303,7 +303,7 @@ class ProxyHandler(PageHandler):
                 body, self.body_result = map_body(body, target.mapper, content_type, self._where())
             if self.ended or self.client_gone or self._busy():
                 return
-            self._start_relay(True, len(body), body, whole=True)
+            self._start_relay(True, None, body, whole=True)
         relay = self.relay
         if relay is not None and not self.ended:
             await relay.complete()
