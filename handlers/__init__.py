@@ -1,88 +1,11 @@
-"""HTTP handlers, site resolution and the application that ties them together."""
+"""The proxy's handlers, in rooms along a request's path (docs/request-path.md):
 
-from __future__ import annotations
+- ``config``: the settings and the site table, declared and checked once;
+- ``door``: the front door, who may come in, and which site a request names;
+- ``mapping``: the one URL mapping, both ways, for headers, cookies and the in-page shim;
+- ``relay``: the handler that answers a proxied request and the relay that carries it;
+- ``upstream``: the HTTP client that talks to backends;
+- ``ops``: what a process reports and how it runs (metrics, access log, processes).
 
-import ssl
-from typing import Any
-
-from tornado.httpserver import HTTPServer
-from tornado.routing import Rule
-from tornado.web import Application
-
-from handlers.context import ProxyContext
-from handlers.frontdoor import FrontDoor, Limits
-from handlers.login import LoginHandler, LogoutHandler
-from handlers.metrics import Metrics
-from handlers.options import Options
-from handlers.pages import (
-    HealthHandler,
-    MetricsHandler,
-    ShimHandler,
-    SiteListHandler,
-    SiteStatusHandler,
-)
-from handlers.proxy import ProxyHandler
-from handlers.sites import BackendSite, ConfigError, SiteTable, build_site_table
-from handlers.state import ProxyState
-from handlers.upstream import make_client
-from handlers.websocket import WebSocketRelay, WebSocketUpgrade
-
-__all__ = [
-    "BackendSite",
-    "ConfigError",
-    "Options",
-    "ProxyContext",
-    "ProxyState",
-    "SiteTable",
-    "build_site_table",
-    "make_app",
-    "make_server",
-]
-
-
-def make_app(table: SiteTable, options: Options, **settings: Any) -> Application:
-    """The proxy application for a validated site table. It makes its own HTTP client;
-    tests and embedders build one per site table they want to serve."""
-    # https backends without a ca_certs of their own are checked against the system's
-    # CA bundle (a wheel's libcurl may look for one where this system keeps none).
-    client = make_client(options.max_clients, ssl.get_default_verify_paths().cafile)
-    context = ProxyContext(table=table, options=options, client=client)
-    state = ProxyState(context, Metrics())
-    args = {"state": state}
-    return Application(
-        [
-            Rule(WebSocketUpgrade(), WebSocketRelay, args),
-            (r"/\.proxy/?", SiteListHandler, args),
-            (r"/\.proxy/health", HealthHandler, args),
-            (r"/\.proxy/metrics", MetricsHandler, args),
-            (r"/\.proxy/shim\.js", ShimHandler, args),
-            (r"/\.proxy/login", LoginHandler, args),
-            (r"/\.proxy/logout", LogoutHandler, args),
-            (r"/\.proxy/status/([^/]+)", SiteStatusHandler, args),
-            (r".*", ProxyHandler, args),
-        ],
-        # The proxy's own behaviour must not depend on Tornado's debug conveniences.
-        compress_response=False,
-        # One access log line and the metrics of each request (handlers/state.py).
-        log_function=state.log_request,
-        # For proxy.py: the state it drains on SIGTERM and reloads on SIGHUP.
-        state=state,
-        **settings,
-    )
-
-
-def make_server(app: Application, options: Options) -> HTTPServer:
-    """The HTTP server for the proxy application, behind its front door (limits and
-    framing checks, handlers/frontdoor.py). Tornado's own header limit is set well
-    above the front door's, so that an oversized head is answered 431 rather than cut
-    off; past Tornado's, the connection is closed."""
-    state = app.settings.get("state")
-    counted = state if isinstance(state, ProxyState) else None
-    door = FrontDoor(app, Limits.of(options), counted.log_refusal if counted else None)
-    if counted is not None:
-        counted.door = door  # a reload changes its limits; a shutdown watches its connections
-    return HTTPServer(
-        door,
-        idle_connection_timeout=options.client_header_timeout,
-        max_header_size=4 * (options.max_header_bytes + options.max_uri_bytes),
-    )
+``handlers.app`` builds the application from them. Importing this package does nothing.
+"""

@@ -12,7 +12,9 @@ from tornado.httputil import HTTPServerRequest
 from filters.links import Origin
 from filters.pipeline import SitePlan, build_plans
 from filters.reverse import ReverseLinks
-from handlers.access import (
+from handlers.config.options import Options
+from handlers.config.sites import Site, SiteTable
+from handlers.door.access import (
     ALLOWED,
     LOGIN,
     REFUSED,
@@ -25,12 +27,10 @@ from handlers.access import (
     networks,
     path_allowed,
 )
-from handlers.cookies import cookie_value
-from handlers.options import Options
-from handlers.shim import Shim
-from handlers.sites import Site, SiteTable
-from handlers.upload import HELD_BUDGET, HeldBytes
-from handlers.upstream import RelayClient
+from handlers.mapping.cookies import cookie_value
+from handlers.mapping.shim import Shim
+from handlers.relay.upload import HELD_BUDGET, HeldBytes
+from handlers.upstream.client import RelayClient
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class ProxyContext:
         self.shim = Shim(self.table)
         self.reverse = ReverseLinks({site.name: site.base_url for site in self.table})
         self.held_bytes = HeldBytes(HELD_BUDGET * self.options.request_map_max_bytes)
-        # Both were checked when the options were read (handlers/options.py).
+        # Both were checked when the options were read (handlers/config/options.py).
         self._trusted_nets = networks(self.options.trusted_proxies)
         self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
         self.client_networks = networks(self.options.client_allow)

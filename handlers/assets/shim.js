@@ -201,7 +201,7 @@
   });
 
   // document.cookie: the proxy keeps the site's cookies under its prefix, with a copy
-  // named ".site~S~name" for unprefixed requests (handlers/cookies.py). Scripts see
+  // named ".site~S~name" for unprefixed requests (handlers/mapping/cookies.py). Scripts see
   // and set the site's cookies by their own names.
   var DP = root.Document.prototype, CK = Object.getOwnPropertyDescriptor(DP, "cookie");
   var MINE = ".site~" + SITE + "~";

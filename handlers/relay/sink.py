@@ -1,4 +1,4 @@
-"""What a relay (handlers/relay.py) writes to: the client's side of one exchange.
+"""What a relay (handlers/relay/relay.py) writes to: the client's side of one exchange.
 
 ``ProxyHandler`` implements it over Tornado's ``RequestHandler``; tests/test_relay.py
 implements it with a recorder.

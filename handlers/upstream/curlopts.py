@@ -1,4 +1,4 @@
-"""How an HTTPRequest becomes libcurl options, for RelayClient (handlers/upstream.py)."""
+"""How an HTTPRequest becomes libcurl options, for RelayClient (handlers/upstream/client.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pycurl
 
-from handlers.transfer import Transfer
+from handlers.upstream.transfer import Transfer
 
 # libcurl's receive buffer: larger chunks mean fewer Python calls per MiB relayed.
 CURL_BUFFER_SIZE = 256 * 1024

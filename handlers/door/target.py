@@ -11,12 +11,12 @@ from tornado.web import RequestHandler
 
 from filters.links import SITE_PREFIX
 from filters.requestbody import BodyMapper
+from handlers.config.sites import Site
 from handlers.context import ProxyContext
-from handlers.cookies import cookie_value
-from handlers.headers import upstream_headers
-from handlers.pages import LOGIN_PATH, show_site_list
-from handlers.routing import is_navigation, referer_site, resolve
-from handlers.sites import Site
+from handlers.door.pages import LOGIN_PATH, show_site_list
+from handlers.door.routing import is_navigation, referer_site, resolve
+from handlers.mapping.cookies import cookie_value
+from handlers.mapping.headers import upstream_headers
 
 log = logging.getLogger(__name__)
 _BAD_TARGET = re.compile(r"[#\x00-\x20\x7f]")
@@ -141,7 +141,7 @@ def proxy_hosts(handler: RequestHandler, context: ProxyContext) -> list[str]:
 
 
 def refuse(handler: RequestHandler, login: bool) -> None:
-    """Refuse a request the access rules do not let through (handlers/access.py). The page
+    """Refuse a request the access rules do not let through (handlers/door/access.py). The page
     says nothing of the path, and nothing was asked of the backend."""
     request = handler.request
     log.warning("%s %s from %s: refused%s", request.method, request.uri,

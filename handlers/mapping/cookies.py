@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from filters.links import SITE_PREFIX
-from handlers.sites import SITE_COOKIE
+from handlers.config.sites import SITE_COOKIE
 
 FALLBACK_PREFIX = SITE_COOKIE + "~"
 # The proxy's own cookies (the login's session): never sent to a backend, and never

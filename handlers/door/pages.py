@@ -11,18 +11,18 @@ from tornado.httputil import responses
 from tornado.web import RequestHandler
 
 from filters.links import SITE_PREFIX
-from handlers import accesslog
-from handlers.access import in_networks
+from handlers.config.sites import PROXY_PAGES, SiteTable
 from handlers.context import ProxyContext
-from handlers.cookies import cookie_value
-from handlers.headers import ends_connection
-from handlers.sites import PROXY_PAGES, SiteTable
+from handlers.door.access import in_networks
+from handlers.mapping.cookies import cookie_value
+from handlers.mapping.headers import ends_connection
+from handlers.ops import accesslog
 
 if TYPE_CHECKING:
-    from handlers.state import ProxyState
+    from handlers.ops.state import ProxyState
 
 # The pages carry their style inline: they must work offline and with no other route.
-_STYLE = (Path(__file__).parent / "assets" / "pages.css").read_text(encoding="utf-8")
+_STYLE = (Path(__file__).parent.parent / "assets" / "pages.css").read_text(encoding="utf-8")
 
 
 def render_page(title: str, body_html: str) -> str:
@@ -133,7 +133,7 @@ class PageMixin:
 
     def initialize(self, state: ProxyState) -> None:
         # The configuration in force when the request starts serves it to the end,
-        # whatever a reload does meanwhile (handlers/state.py).
+        # whatever a reload does meanwhile (handlers/ops/state.py).
         self.state = state
         self.context = state.context
         state.started()
@@ -243,7 +243,7 @@ class MetricsHandler(PageHandler):
 
 
 class ShimHandler(PageHandler):
-    """``/.proxy/shim.js``: the in-page URL shim (handlers/shim.py). Kept by browsers for
+    """``/.proxy/shim.js``: the in-page URL shim (handlers/mapping/shim.py). Kept by browsers for
     a year when asked for by its versioned URL, which changes with its text."""
 
     def get(self) -> None:

@@ -20,12 +20,12 @@ from pathlib import Path
 import rjsmin
 
 from filters.pipeline import kind_of, media_type
-from handlers.csp import admit_shim
-from handlers.sites import Site, SiteTable
-from handlers.transfer import Fields
+from handlers.config.sites import Site, SiteTable
+from handlers.mapping.csp import admit_shim
+from handlers.upstream.transfer import Fields
 
 SHIM_PATH = "/.proxy/shim.js"
-_SOURCE = Path(__file__).parent / "assets" / "shim.js"
+_SOURCE = Path(__file__).parent.parent / "assets" / "shim.js"
 _PLACEHOLDER = "/*ORIGINS*/{}"
 # What a request for a page is: a document, or a document in a frame. A fetch() of
 # HTML (Sec-Fetch-Dest: empty) gets its HTML as the backend sent it.
@@ -35,7 +35,7 @@ _CSP_FIELDS = ("content-security-policy", "content-security-policy-report-only")
 
 def backend_origins(table: SiteTable) -> dict[str, str]:
     """Every origin under which a page may name a configured backend (the site table's,
-    handlers/sites.py: each backend's netloc in both schemes), as the shim spells it,
+    handlers/config/sites.py: each backend's netloc in both schemes), as the shim spells it,
     ``scheme://host[:port]`` with the scheme's default port left out, mapped to the
     site's name."""
     return {

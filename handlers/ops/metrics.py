@@ -123,7 +123,7 @@ class Metrics:
             self.websockets.set_function(websockets)
 
     def observe(self, fields: dict[str, Any]) -> None:
-        """One finished request, from its access record (handlers/pages.py)."""
+        """One finished request, from its access record (handlers/door/pages.py)."""
         site = fields["site"]
         key = (site, fields["method"], fields["status"] // 100)
         counter = self._requests.get(key)

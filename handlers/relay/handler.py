@@ -1,10 +1,10 @@
 """The proxying handler: resolve the site, start the upstream transfer, relay both ways.
 
 The handler is the client's side: it checks the request, makes one ``Relay``
-(handlers/relay.py) for the exchange with the backend, and is that relay's ``Sink``. The
+(handlers/relay/relay.py) for the exchange with the backend, and is that relay's ``Sink``. The
 request body streams to the backend as it arrives, and the client is read no faster
 than the backend takes it; a text body that may hold the proxy's URLs (a form, JSON) is
-held whole instead, mapped back (handlers/upload.py), and sent when it is complete.
+held whole instead, mapped back (handlers/relay/upload.py), and sent when it is complete.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from typing import Any
 from tornado.ioloop import IOLoop
 from tornado.web import stream_request_body
 
-from handlers.cookies import expire_fallback_copies
-from handlers.pages import PageHandler
-from handlers.relay import Relay
-from handlers.request import Target, backend_headers, resolve_target
-from handlers.sites import SITE_COOKIE
-from handlers.upload import (
+from handlers.config.sites import SITE_COOKIE
+from handlers.door.pages import PageHandler
+from handlers.door.target import Target, backend_headers, resolve_target
+from handlers.mapping.cookies import expire_fallback_copies
+from handlers.relay.relay import Relay
+from handlers.relay.upload import (
     BodyResult,
     HeldBody,
     drop_digests,
@@ -58,7 +58,7 @@ class ProxyHandler(PageHandler):
     relay: Relay | None = None
     target: Target | None = None
     held: HeldBody | None = None  # a body read whole before the relay starts
-    body_result: BodyResult | None = None  # what became of it (handlers/upload.py)
+    body_result: BodyResult | None = None  # what became of it (handlers/relay/upload.py)
     ended = False  # finish() has run (our own flag: Tornado's is private)
     client_gone = False
     relaying = False  # the body is whole and the relay is completing

@@ -10,10 +10,10 @@ from tornado.httputil import HTTPHeaders
 
 from filters.codings import accept_encoding
 from filters.links import SITE_PREFIX
-from handlers.cookies import cookies_for_site, scope_set_cookie
-from handlers.sites import Site, SiteTable
-from handlers.transfer import Fields
-from handlers.urlmap import if_to_backend, origin_to_backend, to_backend, to_proxy
+from handlers.config.sites import Site, SiteTable
+from handlers.mapping.cookies import cookies_for_site, scope_set_cookie
+from handlers.mapping.urlmap import if_to_backend, origin_to_backend, to_backend, to_proxy
+from handlers.upstream.transfer import Fields
 
 if TYPE_CHECKING:
     from filters.links import BackendLinks
@@ -105,7 +105,7 @@ def upstream_headers(
         if coding:
             out["Accept-Encoding"] = coding
     if "Cookie" in incoming:
-        # Only this site's cookies (handlers/cookies.py), never the proxy's own.
+        # Only this site's cookies (handlers/mapping/cookies.py), never the proxy's own.
         cookies = cookies_for_site("; ".join(incoming.get_list("Cookie")), site.name)
         if cookies:
             out["Cookie"] = cookies
@@ -148,7 +148,7 @@ def proxied_refresh(
 
 def map_request_urls(out: dict[str, str], table: SiteTable, site: Site, host: str | None) -> None:
     """The proxy's URLs in request headers, as the backend would have been sent them
-    directly (handlers/urlmap.py): where a WebDAV COPY/MOVE goes, the resources an If
+    directly (handlers/mapping/urlmap.py): where a WebDAV COPY/MOVE goes, the resources an If
     header conditions on, and the page the request came from. The backend's own
     checks (CSRF origin checks, Referer checks, lock-token checks) then see what they
     would see without the proxy."""

@@ -6,7 +6,7 @@ receives what the backend answers in the shape of Tornado's ``HTTPMessageDelegat
 is sent goes through a ``Sink``, a small interface the handler implements, so the relay
 can be driven and checked without a network (tests/test_relay.py).
 
-How the body travels is one named ``Mode`` (handlers/modes.py), chosen once, when the
+How the body travels is one named ``Mode`` (handlers/relay/modes.py), chosen once, when the
 header block is in:
 
 - HEADERS_ONLY, REWRITE and SMALL hold the body and send the response in one go when the
@@ -28,18 +28,24 @@ from tornado.concurrent import Future
 from tornado.httputil import HTTPServerRequest
 
 from filters.pipeline import BodyRewriter
-from handlers.curlopts import ascii_target
-from handlers.headers import downstream_headers, field
-from handlers.metrics import error_kind
-from handlers.modes import NO_BODY_STATUSES, Mode, head_fields, response_mode, rewritten_fields
-from handlers.sink import Sink
-from handlers.transfer import Fields
-from handlers.upstream import TransferHandle, UpstreamError, UpstreamRequest
-from handlers.urlmap import is_proxy_origin
+from handlers.mapping.headers import downstream_headers, field
+from handlers.mapping.urlmap import is_proxy_origin
+from handlers.ops.metrics import error_kind
+from handlers.relay.modes import (
+    NO_BODY_STATUSES,
+    Mode,
+    head_fields,
+    response_mode,
+    rewritten_fields,
+)
+from handlers.relay.sink import Sink
+from handlers.upstream.client import TransferHandle, UpstreamError, UpstreamRequest
+from handlers.upstream.curlopts import ascii_target
+from handlers.upstream.transfer import Fields
 
 if TYPE_CHECKING:
     from handlers.context import ProxyContext
-    from handlers.request import Target
+    from handlers.door.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +95,7 @@ class Relay:
         self.failure: str | None = None  # why the response cannot be relayed
         self.client_gone = False
         self.done = False  # finish or fail has run: nothing more is written
-        # For the access log and the metrics (handlers/metrics.py).
+        # For the access log and the metrics (handlers/ops/metrics.py).
         self.upstream_started = 0.0
         self.upstream_seconds: float | None = None
         self.rewrite_seconds: float | None = None
@@ -251,7 +257,7 @@ class Relay:
 
     def _proxy_origin(self) -> str | None:
         """The request's Origin when it is the proxy's own, which the backend was sent as
-        its own origin (handlers/headers.py: map_request_urls)."""
+        its own origin (handlers/mapping/headers.py: map_request_urls)."""
         origin = self.request_headers.get("Origin")
         host = self.request_headers.get("Host")
         if self.site.knows_proxy or not is_proxy_origin(origin, host):

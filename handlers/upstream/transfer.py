@@ -1,4 +1,4 @@
-"""One upstream transfer's state inside RelayClient (handlers/upstream.py).
+"""One upstream transfer's state inside RelayClient (handlers/upstream/client.py).
 
 libcurl calls ``header_line``, ``write`` and ``read`` from inside its own processing,
 where no application code may run: they only record what happened (the header block,
@@ -20,7 +20,7 @@ from tornado.httpclient import HTTPRequest, HTTPResponse
 from tornado.httputil import HTTPHeaders
 
 if TYPE_CHECKING:
-    from handlers.upstream import RelayClient
+    from handlers.upstream.client import RelayClient
 
 Fields = list[tuple[str, str]]
 ResponseCallback = Callable[[int, str, Fields], None]

@@ -1,7 +1,7 @@
 """Who may reach what: the client's address, client networks, per-site path rules, and the
 optional login's sessions and throttling. Pure, apart from the clock.
 
-The checks, in order, for a request that names a site (handlers/request.py):
+The checks, in order, for a request that names a site (handlers/door/target.py):
 1. the client's address is in ``config.client_allow`` (when set) and in the site's
    ``client_allow`` (when set);
 2. with ``config.users`` set, the client has a valid session, and is one of the site's

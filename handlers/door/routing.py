@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from filters.links import DEFAULT_PORTS, SITE_PREFIX
-from handlers.sites import Site, SiteTable, authority_end
+from handlers.config.sites import Site, SiteTable, authority_end
 
 
 class Resolution(NamedTuple):

@@ -4,7 +4,7 @@ Passwords are checked with argon2 (argon2-cffi), in a thread so that the IOLoop 
 waits for a hash. An unknown user is checked against a dummy hash, so that the answer's
 time does not tell which names exist. Failed tries are throttled per client address
 and per user name (per process: each instance counts its own). The session is a signed,
-expiring cookie (handlers/access.py: Sessions) that every instance sharing
+expiring cookie (handlers/door/access.py: Sessions) that every instance sharing
 ``config.cookie_secret`` accepts.
 """
 
@@ -19,9 +19,9 @@ from html import escape
 from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error, InvalidHashError
 
-from handlers.access import SESSION_COOKIE, in_networks
-from handlers.pages import LOGIN_PATH, PROXY_PAGES, PageHandler, render_page
-from handlers.request import client_is_secure
+from handlers.door.access import SESSION_COOKIE, in_networks
+from handlers.door.pages import LOGIN_PATH, PROXY_PAGES, PageHandler, render_page
+from handlers.door.target import client_is_secure
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from tornado.gen import convert_yielded
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.ioloop import IOLoop
 
-from handlers.curlopts import BODY_METHODS, configure
-from handlers.transfer import (
+from handlers.upstream.curlopts import BODY_METHODS, configure
+from handlers.upstream.transfer import (
     DOWNLOAD_QUEUE_MAX,
     ResponseCallback,
     Transfer,

@@ -1,6 +1,6 @@
 """The site table: declared backends, their validation, and the origins they answer to.
 
-Everything here is pure (no sockets). Which site a request names is handlers/routing.py.
+Everything here is pure (no sockets). Which site a request names is handlers/door/routing.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from filters.charsets import codec_name
 from filters.links import DEFAULT_PORTS
 from filters.rules import RuleError, SubsFilterRules
-from handlers.access import networks
+from handlers.door.access import networks
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ConfigError(ValueError):
 
 class SettingError(ConfigError):
     """A bad value of one setting: ``setting`` (and ``site``, for a BackendSite keyword)
-    say where to look for it in the user's file (handlers/options.py: locate)."""
+    say where to look for it in the user's file (handlers/config/options.py: locate)."""
 
     def __init__(self, message: str, setting: str, site: str | None = None) -> None:
         super().__init__(message)

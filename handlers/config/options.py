@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from handlers.access import networks
-from handlers.sites import SettingError, Site
+from handlers.config.sites import SettingError, Site
+from handlers.door.access import networks
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 
@@ -147,7 +147,7 @@ class Options:
     # A response whose Content-Length is at most this is sent in one write with its
     # headers; longer or open-ended ones are forwarded as they arrive.
     small_body_bytes: int = 64 * KiB
-    # Limits of a request's head (handlers/frontdoor.py), and how long a client may take
+    # Limits of a request's head (handlers/door/frontdoor.py), and how long a client may take
     # to send it.
     max_uri_bytes: int = 8 * KiB
     max_header_bytes: int = 32 * KiB
@@ -155,7 +155,7 @@ class Options:
     client_header_timeout: float = 60.0
     # Seconds a request body may stop arriving (the backend holding it back aside).
     client_body_timeout: float = 60.0
-    # Who may come in (handlers/access.py): client networks for the whole proxy, and
+    # Who may come in (handlers/door/access.py): client networks for the whole proxy, and
     # the optional login.
     client_allow: tuple[str, ...] = ()
     users: Mapping[str, str] = field(default_factory=dict)

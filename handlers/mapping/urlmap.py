@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 
 from filters.links import SITE_PREFIX
-from handlers.routing import split_prefixed
-from handlers.sites import PROXY_PAGES, Site, SiteTable, authority_end
+from handlers.config.sites import PROXY_PAGES, Site, SiteTable, authority_end
+from handlers.door.routing import split_prefixed
 
 _WEB_SCHEMES = ("http", "https")
 

@@ -13,18 +13,18 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from handlers import accesslog
-from handlers.accesslog import AccessLog
+from handlers.config.options import Options
+from handlers.config.sites import SiteTable
 from handlers.context import ProxyContext
-from handlers.frontdoor import Limits
-from handlers.metrics import Metrics
-from handlers.options import Options
-from handlers.sites import SiteTable
+from handlers.door.frontdoor import Limits
+from handlers.ops import accesslog
+from handlers.ops.accesslog import AccessLog
+from handlers.ops.metrics import Metrics
 
 if TYPE_CHECKING:
     from tornado.web import RequestHandler
 
-    from handlers.frontdoor import FrontDoor
+    from handlers.door.frontdoor import FrontDoor
 
 log = logging.getLogger(__name__)
 

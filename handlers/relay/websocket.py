@@ -21,8 +21,8 @@ from tornado.websocket import (
     websocket_connect,
 )
 
-from handlers.pages import PageMixin
-from handlers.request import backend_headers, resolve_target
+from handlers.door.pages import PageMixin
+from handlers.door.target import backend_headers, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class WebSocketUpgrade(Matcher):
 class WebSocketRelay(PageMixin, WebSocketHandler):
     backend: WebSocketClientConnection | None = None
     _subprotocol: str | None = None
-    # The session, for its access log line (handlers/accesslog.py).
+    # The session, for its access log line (handlers/ops/accesslog.py).
     opened_at = 0.0
     frames_in = frames_out = bytes_in = bytes_out = 0
 

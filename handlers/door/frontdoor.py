@@ -34,8 +34,8 @@ from tornado.httputil import (
     ResponseStartLine,
 )
 
-from handlers.headers import ends_connection
-from handlers.pages import error_html
+from handlers.door.pages import error_html
+from handlers.mapping.headers import ends_connection
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Limits(NamedTuple):
 
     @classmethod
     def of(cls, options: Any) -> Limits:
-        """The limits that ``options`` (handlers.options.Options) set."""
+        """The limits that ``options`` (handlers.config.options.Options) set."""
         return cls(options.max_uri_bytes, options.max_header_bytes, options.max_header_count)
 
 

@@ -33,7 +33,7 @@ def _escaped(text: str) -> str:
 
 
 def record(method: str, status: int, sent: int, received: int = 0, site: str = "-") -> dict:
-    """One request's fields as the metrics read them (handlers/metrics.py); ``describe``
+    """One request's fields as the metrics read them (handlers/ops/metrics.py); ``describe``
     adds what the access log also shows. The relay fills in the upstream ones."""
     return {
         "method": method,
@@ -44,7 +44,7 @@ def record(method: str, status: int, sent: int, received: int = 0, site: str = "
         "upstream_seconds": None,
         "rewrite_seconds": None,
         "upstream_error": None,
-        "request_body": None,  # what mapping the request body did (handlers/upload.py)
+        "request_body": None,  # what mapping the request body did (handlers/relay/upload.py)
     }
 
 

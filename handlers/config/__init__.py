@@ -1,0 +1,1 @@
+"""Configuration: each setting declared once, the site table, and their checks."""

@@ -1,0 +1,1 @@
+"""Operations: the process state, metrics, the access log and multi-process running."""

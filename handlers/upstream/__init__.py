@@ -1,0 +1,1 @@
+"""The upstream HTTP client: libcurl driven for relaying, one transfer per request."""
