@@ -32,17 +32,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from handlers import (  # noqa: E402
+from handlers.app import make_app, make_server  # noqa: E402
+from handlers.config.options import (  # noqa: E402
     Options,
-    ProxyState,
-    SiteTable,
-    build_site_table,
-    make_app,
-    make_server,
+    check_sites,
+    locate,
 )
-from handlers.options import check_sites, locate  # noqa: E402
-from handlers.processes import process_count, run_processes  # noqa: E402
-from handlers.sites import ConfigError, RuleError, SettingError  # noqa: E402
+from handlers.config.sites import ConfigError, RuleError, SettingError, SiteTable, build_site_table  # noqa: E402  # noqa: E402
+from handlers.ops.processes import process_count, run_processes  # noqa: E402
+from handlers.ops.state import ProxyState  # noqa: E402
 
 log = logging.getLogger("web_proxy")
 
@@ -220,7 +218,7 @@ def reload(state: ProxyState, config_path: str | None, forward_list: Any) -> Non
 def print_password_hash() -> int:
     import getpass
 
-    from handlers.login import hash_password
+    from handlers.door.login import hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
@@ -259,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve_processes(parser: OptionParser, explicit_level: bool) -> int:
     """--processes: the configuration checked once here, the socket bound here, then one
-    ordinary server per forked process (handlers/processes.py)."""
+    ordinary server per forked process (handlers/ops/processes.py)."""
     if parser.demo:
         print("web_proxy: --demo runs in one process; leave out --processes", file=sys.stderr)
         return 2

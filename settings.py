@@ -24,7 +24,7 @@ README.md has the details.
 """
 
 from filters.rules import SubsFilterRules
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 
 
 class Config:

@@ -55,7 +55,7 @@ def timed_get(port: int, path: str, count: int) -> tuple[float, int]:
 def in_process_rewrite_ms(body: bytes, origin: str) -> float:
     """The pipeline alone, without sockets: median ms to rewrite ``body``."""
     from filters.pipeline import build_plans
-    from handlers.sites import BackendSite, build_site_table
+    from handlers.config.sites import BackendSite, build_site_table
 
     table = build_site_table({"on": BackendSite("on", origin, None, [])})
     rewriter = build_plans(table)["on"].for_response("/big.html", "text/html", None)

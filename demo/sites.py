@@ -24,7 +24,7 @@ from tornado.web import Application, RequestHandler
 from tornado.websocket import WebSocketHandler
 
 from demo.apps import DemoApp, notes_app, team_app
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 
 
 def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:

@@ -61,7 +61,7 @@ def kind_of(mtype: str) -> str | None:
 
 
 class SiteLike(Protocol):
-    """What a plan needs of a site (read only; handlers.sites.Site has it)."""
+    """What a plan needs of a site (read only; handlers.config.sites.Site has it)."""
 
     @property
     def name(self) -> str: ...

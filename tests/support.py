@@ -21,8 +21,9 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from handlers import Options, make_app, make_server
-from handlers.sites import BackendSite, build_site_table
+from handlers.app import make_app, make_server
+from handlers.config.options import Options
+from handlers.config.sites import BackendSite, build_site_table
 
 IN_CI = bool(os.environ.get("CI"))
 

@@ -12,9 +12,9 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from handlers.access import Throttle, client_ip, in_networks, networks, path_allowed
-from handlers.login import hash_password, safe_next
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
+from handlers.door.access import Throttle, client_ip, in_networks, networks, path_allowed
+from handlers.door.login import hash_password, safe_next
 from tests.support import start_backend, start_proxy
 
 SECRET = "a test secret, long enough"

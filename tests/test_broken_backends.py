@@ -6,7 +6,7 @@ import http.client
 
 import pytest
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import start_proxy
 
 

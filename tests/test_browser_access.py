@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import tempfile
 
-from handlers.login import hash_password
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
+from handlers.door.login import hash_password
 from tests.support import chromium, start_backend, start_proxy
 
 

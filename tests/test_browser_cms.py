@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 import pytest
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import IN_CI, chromium, free_port, require_tool, spawn_server, start_proxy
 
 WORDPRESS = Path("/usr/share/wordpress")

@@ -3,7 +3,7 @@ settings) through the proxy, in the system Chromium, beside the same steps direc
 
 Django checks every POST's Origin against the host it serves. Through the proxy the
 browser's Origin names the proxy, so the proxy must say what a direct client would have
-said (handlers/urlmap.py). A second Django that trusts X-Forwarded-Host
+said (handlers/mapping/urlmap.py). A second Django that trusts X-Forwarded-Host
 (USE_X_FORWARDED_HOST) takes the proxy's host for its own: for it the site is declared
 ``knows_proxy=True``, and it must work too, while without that switch it refuses.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import IN_CI, chromium, free_port, spawn_server, start_proxy
 
 SETTINGS = """

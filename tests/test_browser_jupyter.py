@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from demo import start_demo_sites
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import IN_CI, chromium, free_port, spawn_server, start_proxy
 
 NOTEBOOK = {

@@ -21,7 +21,7 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 from tornado.websocket import WebSocketHandler
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import chromium, start_proxy
 from tests.test_shim import CASES, expanded_cases
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers.cookies import (
+from handlers.mapping.cookies import (
     cookies_for_site,
     default_path,
     expire_fallback_copies,

@@ -14,7 +14,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler, stream_request_body
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import (
     LoopThread,
     rss_mib,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import start_backend, start_proxy
 
 PIXELS = bytes(range(256)) * 8

@@ -3,14 +3,14 @@
 import pytest
 from tornado.httputil import HTTPHeaders
 
-from handlers.cookies import cookie_value
-from handlers.headers import (
+from handlers.config.sites import BackendSite, build_site_table
+from handlers.mapping.cookies import cookie_value
+from handlers.mapping.headers import (
     downstream_headers,
     proxied_refresh,
     upstream_headers,
 )
-from handlers.sites import BackendSite, build_site_table
-from handlers.urlmap import to_proxy
+from handlers.mapping.urlmap import to_proxy
 
 TABLE = build_site_table(
     {

@@ -6,7 +6,7 @@ import ssl
 import pytest
 import trustme
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import start_backend, start_proxy
 
 
@@ -59,7 +59,7 @@ def test_validate_cert_false_accepts_self_signed(tls):
 
 
 def test_validate_cert_false_warns_at_start_up(caplog):
-    from handlers.sites import build_site_table
+    from handlers.config.sites import build_site_table
 
     build_site_table({"u": BackendSite("u", "https://127.0.0.1:1", None, [], validate_cert=False)})
     assert "validate_cert=False" in caplog.text

@@ -2,7 +2,7 @@
 
 import pytest
 
-from handlers.modes import Mode, head_fields, response_mode, rewritten_fields
+from handlers.relay.modes import Mode, head_fields, response_mode, rewritten_fields
 
 CAP, SMALL = 8 * 1024 * 1024, 64 * 1024
 

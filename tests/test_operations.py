@@ -23,7 +23,7 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application
 from tornado.websocket import WebSocketHandler, websocket_connect
 
-from handlers import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import (
     ROOT,
     free_port,
@@ -370,7 +370,7 @@ def test_systemd_units_verify(tmp_path):
 
 
 def test_the_access_log_is_written_in_batches_and_follows_logrotate(tmp_path):
-    from handlers.accesslog import AccessLog
+    from handlers.ops.accesslog import AccessLog
 
     async def main():
         path = tmp_path / "access.log"

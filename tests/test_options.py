@@ -2,7 +2,7 @@
 that settings.py ships."""
 
 import settings
-from handlers.options import SPECS, Options
+from handlers.config.options import SPECS, Options
 
 
 def test_defaults_agree_everywhere():

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from filters.rules import SubsFilterRules
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import free_port, start_backend, start_proxy
 
 PNG_WITH_URL = b"\x89PNG\r\n\x1a\n" + b"\x00\xff" * 50 + b"http://127.0.0.1:1/img" + b"\x00" * 10
@@ -577,7 +577,7 @@ def test_handlers_are_freed_without_the_cycle_collector(stack):
     collector, handlers piled up and its passes doubled the p99 latency."""
     import gc
 
-    from handlers.proxy import ProxyHandler
+    from handlers.relay.handler import ProxyHandler
 
     def live_handlers():
         return sum(1 for o in gc.get_objects() if isinstance(o, ProxyHandler))

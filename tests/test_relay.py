@@ -12,11 +12,13 @@ import pytest
 from tornado.concurrent import Future
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
-from handlers import BackendSite, Options, ProxyContext, build_site_table
-from handlers.modes import Mode
-from handlers.relay import DOWNLOAD_HIGH_WATER, Relay
-from handlers.request import Target
-from handlers.upstream import UpstreamError, make_client
+from handlers.config.options import Options
+from handlers.config.sites import BackendSite, build_site_table
+from handlers.context import ProxyContext
+from handlers.door.target import Target
+from handlers.relay.modes import Mode
+from handlers.relay.relay import DOWNLOAD_HIGH_WATER, Relay
+from handlers.upstream.client import UpstreamError, make_client
 
 HTML = "text/html; charset=utf-8"
 PNG = "image/png"
@@ -24,7 +26,7 @@ PNG = "image/png"
 
 class FakeSink:
     """Records every call; flushes resolve only when the test says so. Records, too,
-    each breach of the one-flush-at-a-time rule (handlers/sink.py), which ``run``
+    each breach of the one-flush-at-a-time rule (handlers/relay/sink.py), which ``run``
     fails on: bytes flushed or finished while an earlier flush is still in progress."""
 
     def __init__(self, refuse_controls: bool = False) -> None:

@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import start_backend, start_proxy
 
 EDITOR = """<!doctype html><meta charset="utf-8">
@@ -297,7 +297,7 @@ def test_json_keeps_every_byte_but_the_urls(stack):
 
 
 def test_a_large_body_is_mapped_too(stack):
-    """Above the size mapped inline (handlers/proxy.py), the mapping runs in a thread."""
+    """Above the size mapped inline (handlers/relay/handler.py), the mapping runs in a thread."""
     proxy, backend, _ = stack
     items = [{"src": f"/.site.a/uploads/{i}.png", "t": "é" * 20} for i in range(3000)]
     body = json.dumps(items).encode()

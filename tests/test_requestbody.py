@@ -165,7 +165,7 @@ def test_the_query_of_a_target():
 
 
 def test_held_bodies_count_against_the_process_budget():
-    from handlers.upload import BodyResult, HeldBody, HeldBytes
+    from handlers.relay.upload import BodyResult, HeldBody, HeldBytes
 
     budget = HeldBytes(10)
     one, two = HeldBody(8, budget), HeldBody(8, budget)
@@ -178,7 +178,7 @@ def test_held_bodies_count_against_the_process_budget():
 
 
 def test_a_mapping_that_fails_sends_the_body_unchanged_and_says_so():
-    from handlers.upload import BodyResult, map_body
+    from handlers.relay.upload import BodyResult, map_body
 
     class Broken(BodyMapper):
         def body(self, body, content_type):

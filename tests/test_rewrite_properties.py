@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from filters.pipeline import build_plans
 from filters.rules import SubsFilterRules
+from handlers.config.sites import BackendSite, build_site_table
 from handlers.context import plans_for
-from handlers.sites import BackendSite, build_site_table
 
 
 @dataclass

@@ -8,8 +8,8 @@ import brotli
 import pytest
 
 from filters.rules import SubsFilterRules
-from handlers.shim import Shim
-from handlers.sites import BackendSite, build_site_table
+from handlers.config.sites import BackendSite, build_site_table
+from handlers.mapping.shim import Shim
 from tests.support import start_backend, start_proxy
 
 GBK_TEXT = '<html><head>{meta}<title>中文页面</title></head><body><p>这是中文。</p><a href="{url}/doc">文档</a><img src="/logo.png"></body></html>'

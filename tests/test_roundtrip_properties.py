@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from filters.requestbody import BodyMapper
 from filters.reverse import ReverseLinks
+from handlers.config.sites import BackendSite, build_site_table
 from handlers.context import plans_for
-from handlers.sites import BackendSite, build_site_table
-from handlers.urlmap import to_backend, to_proxy
+from handlers.mapping.urlmap import to_backend, to_proxy
 
 SITES = {
     "a": BackendSite("a", "http://10.1.2.3", "10.1.2.3", []),

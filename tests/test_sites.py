@@ -3,8 +3,8 @@
 import pytest
 
 from filters.rules import RuleError, SubsFilterRules
-from handlers.routing import is_navigation, referer_site, resolve
-from handlers.sites import BackendSite, ConfigError, build_site_table
+from handlers.config.sites import BackendSite, ConfigError, build_site_table
+from handlers.door.routing import is_navigation, referer_site, resolve
 
 TABLE = build_site_table(
     {

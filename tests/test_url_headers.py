@@ -5,7 +5,7 @@ import urllib.parse
 
 import pytest
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import start_backend, start_proxy
 
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers.sites import BackendSite, build_site_table
-from handlers.urlmap import if_to_backend, origin_to_backend, to_backend, to_proxy
+from handlers.config.sites import BackendSite, build_site_table
+from handlers.mapping.urlmap import if_to_backend, origin_to_backend, to_backend, to_proxy
 
 TABLE = build_site_table(
     {

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import IN_CI, free_port, require_tool, start_proxy
 
 

@@ -11,7 +11,7 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application
 from tornado.websocket import WebSocketHandler, websocket_connect
 
-from handlers.sites import BackendSite
+from handlers.config.sites import BackendSite
 from tests.support import free_port, start_proxy
 
 
