@@ -1,5 +1,6 @@
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +9,18 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from tests.support import LoopThread  # noqa: E402
+
+# Each folder of tests is a suite, selectable as a marker: ``pytest -m unit`` runs the
+# pure parts in seconds; ``integration`` starts real backends and the proxy on loopback,
+# ``browser`` drives Chromium, ``deploy`` runs nginx, supervisor and systemd's checks.
+SUITES = ("unit", "integration", "browser", "deploy")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        suite = Path(str(item.path)).parent.name
+        if suite in SUITES:
+            item.add_marker(getattr(pytest.mark, suite))
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import pytest
 
 from tests.support import free_port, require_tool, start_backend
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _wait(url, timeout=20, expect=200):

@@ -38,7 +38,7 @@ from tests.support import IN_CI, chromium, free_port, require_tool, spawn_server
 
 WORDPRESS = Path("/usr/share/wordpress")
 CLASSIC_THEME = WORDPRESS / "wp-content/themes/twentytwentyone"
-DATA = Path(__file__).parent / "data" / "wordpress"
+DATA = Path(__file__).parent.parent / "data" / "wordpress"
 PASSWORD = "Admin-pass-123"  # set by data/wordpress/setup.php
 DIRECT_POST = "Written directly"  # the post setup.php writes, with absolute URLs
 

@@ -19,7 +19,7 @@ from tornado.web import Application, RequestHandler
 from handlers.upstream.client import UpstreamError, UpstreamRequest, make_client
 from handlers.upstream.transfer import UPLOAD_HIGH_WATER
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 class Echo(RequestHandler):

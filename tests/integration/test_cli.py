@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import spawn_proxy, start_backend
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_proxy(args):

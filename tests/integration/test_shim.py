@@ -17,7 +17,7 @@ from handlers.mapping.csp import admit_shim
 from handlers.mapping.shim import SHIM_PATH, Shim, backend_origins
 from tests.support import require_tool, start_backend, start_proxy
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent
 SHIM_SOURCE = HERE.parent / "handlers" / "assets" / "shim.js"
 CASES = json.loads((HERE / "data" / "shim_cases.json").read_text())
 

@@ -23,7 +23,7 @@ from tornado.websocket import WebSocketHandler
 
 from handlers.config.sites import BackendSite
 from tests.support import chromium, start_proxy
-from tests.test_shim import CASES, expanded_cases
+from tests.integration.test_shim import CASES, expanded_cases
 
 PAGE = (
     "<!doctype html><html><head><title>{name}</title>{inline}</head>"
