@@ -39,8 +39,9 @@ from handlers.relay.modes import (
     rewritten_fields,
 )
 from handlers.relay.sink import Sink
-from handlers.upstream.client import TransferHandle, UpstreamError, UpstreamRequest
+from handlers.upstream.client import TransferHandle, UpstreamRequest
 from handlers.upstream.curlopts import ascii_target
+from handlers.upstream.errors import UpstreamError
 from handlers.upstream.transfer import Fields
 
 if TYPE_CHECKING:

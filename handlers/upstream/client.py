@@ -28,10 +28,11 @@ from typing import Any
 
 import pycurl
 from tornado.gen import convert_yielded
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.ioloop import IOLoop
 
 from handlers.upstream.curlopts import BODY_METHODS, configure
+from handlers.upstream.errors import UpstreamError
 from handlers.upstream.transfer import (
     DOWNLOAD_QUEUE_MAX,
     ResponseCallback,
@@ -47,14 +48,6 @@ _SOCKET_EVENTS = {
     pycurl.POLL_OUT: IOLoop.WRITE,
     pycurl.POLL_INOUT: IOLoop.READ | IOLoop.WRITE,
 }
-
-
-class UpstreamError(HTTPClientError):
-    """A transfer that ended without a complete response; ``errno`` is libcurl's."""
-
-    def __init__(self, errno: int, message: str) -> None:
-        super().__init__(599, message)
-        self.errno = errno
 
 
 class TransferHandle:

@@ -18,7 +18,8 @@ from handlers.context import ProxyContext
 from handlers.door.target import Target
 from handlers.relay.modes import Mode
 from handlers.relay.relay import DOWNLOAD_HIGH_WATER, Relay
-from handlers.upstream.client import UpstreamError, make_client
+from handlers.upstream.client import make_client
+from handlers.upstream.errors import UpstreamError
 
 HTML = "text/html; charset=utf-8"
 PNG = "image/png"

@@ -16,7 +16,8 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from handlers.upstream.client import UpstreamError, UpstreamRequest, make_client
+from handlers.upstream.client import UpstreamRequest, make_client
+from handlers.upstream.errors import UpstreamError
 from handlers.upstream.transfer import UPLOAD_HIGH_WATER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
