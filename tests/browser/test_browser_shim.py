@@ -22,8 +22,8 @@ from tornado.web import Application, RequestHandler
 from tornado.websocket import WebSocketHandler
 
 from handlers.config.sites import BackendSite
-from tests.support import chromium, start_proxy
 from tests.integration.test_shim import CASES, expanded_cases
+from tests.support import chromium, start_proxy
 
 PAGE = (
     "<!doctype html><html><head><title>{name}</title>{inline}</head>"
