@@ -16,9 +16,13 @@ from tests.support import LoopThread  # noqa: E402
 SUITES = ("unit", "integration", "browser", "deploy")
 
 
+TESTS = Path(__file__).parent
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        suite = Path(str(item.path)).parent.name
+        # The first folder below tests/ names the suite (tests/integration/proxy/ too).
+        suite = Path(str(item.path)).relative_to(TESTS).parts[0]
         if suite in SUITES:
             item.add_marker(getattr(pytest.mark, suite))
 
