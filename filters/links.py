@@ -22,17 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-# Defined here, once, for filters/ and handlers/ alike (filters/ imports nothing of
-# handlers/).
-SITE_PREFIX = "/.site."
-DEFAULT_PORTS = {"http": 80, "https": 443}
+from filters.names import SITE_PREFIX
 
 # After a host (and port), the next character must not continue the host name or the
 # port: "10.1.2.3" must not match "10.1.2.30", "10.1.2.3.example" or "10.1.2.3:8080"
 # (nor "10.1.2.3%3A8080", percent-encoded).
 _HOST_END = r"(?![\w-]|\.[\w-]|:\d|%3[Aa]\d)"
-# A root-relative link is "/" not followed by "/" (scheme-relative), "\" or a prefix.
-NOT_PREFIXED = r"(?![/\\]|\.site\.)"
 
 
 @dataclass(frozen=True)

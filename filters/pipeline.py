@@ -15,9 +15,10 @@ from typing import Protocol
 
 from filters import charsets, codings
 from filters.inject import insert_tag
-from filters.links import DEFAULT_PORTS, BackendLinks, Origin
+from filters.links import BackendLinks, Origin
 from filters.rootlinks import RootLinks
 from filters.rules import SubsFilterRules
+from filters.urls import DEFAULT_PORTS
 from filters.xmllinks import XmlLinks
 
 log = logging.getLogger(__name__)

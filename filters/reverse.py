@@ -36,9 +36,12 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
+from filters.names import SITE_MARK, SITE_MARK_RE
+from filters.urls import split_url
+
 # A prefixed URL: its first slash (plain, JSON-escaped or percent-encoded) is looked at
 # once this is found. Led by a literal, so that the engine skips from one to the next.
-_MARK = re.compile(r"\.site\.([A-Za-z0-9][A-Za-z0-9._-]*)")
+_MARK = SITE_MARK_RE
 # How each spelling of the mark's slash writes "//" and ":" before an authority, and what
 # an authority may hold in it (percent-encoded, a port's colon is "%3A").
 _DOUBLE = {"/": ("//",), "\\/": ("\\/\\/",), "%": ("%2F%2F", "%2f%2f")}
@@ -78,7 +81,12 @@ class ReverseLinks:
     ``sites`` maps each site's name to its base URL (``scheme://host[:port]``)."""
 
     def __init__(self, sites: Mapping[str, str]) -> None:
-        self._sites = {name: Backend(url, url.partition("://")[2]) for name, url in sites.items()}
+        self._sites: dict[str, Backend] = {}
+        for name, url in sites.items():
+            parts = split_url(url)
+            if parts is None or not parts.scheme:
+                raise ValueError(f"{name}: {url!r} is not an http(s) base URL")
+            self._sites[name] = Backend(url, parts.authority)
 
     def __bool__(self) -> bool:
         return bool(self._sites)
@@ -94,7 +102,7 @@ class ReverseLinks:
         ``proxy_hosts`` are the host[:port] values under which clients reach the proxy
         (lower case); absolute URLs on other hosts are left alone. ``allowed`` says which
         site names may be mapped (those the client may open); by default, all."""
-        if ".site." not in text:
+        if SITE_MARK not in text:
             return text
         hosts = frozenset(proxy_hosts)
         # How far back an authority of the proxy can start: its longest spelling.

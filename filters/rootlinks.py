@@ -10,7 +10,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-from filters.links import NOT_PREFIXED, SITE_PREFIX, Both, Sub
+from filters.links import Both, Sub
+from filters.names import NOT_PREFIXED, SITE_PREFIX
 
 # The attributes that hold a URL, in lower and upper case.
 URL_ATTRIBUTES = (

@@ -14,11 +14,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from filters.links import SITE_PREFIX
+from filters.names import NOT_PREFIXED, SITE_PREFIX
 
 # What follows the slash must not make it a scheme-relative URL or an already
 # prefixed one.
-_ROOT = r"/(?![/\\]|\.site\.)"
+_ROOT = "/" + NOT_PREFIXED
 _SOURCE = (
     # <D:href>/x</D:href>, <loc>/x</loc>: the element's text.
     rf"(<(?:[\w.-]+:)?(?:href|loc)\s*>\s*){_ROOT}"

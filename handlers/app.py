@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from typing import Any
 
@@ -9,6 +10,15 @@ from tornado.httpserver import HTTPServer
 from tornado.routing import Rule
 from tornado.web import Application
 
+from filters.names import (
+    HEALTH_PATH,
+    LOGIN_PATH,
+    LOGOUT_PATH,
+    METRICS_PATH,
+    PROXY_PAGES,
+    SHIM_PATH,
+    STATUS_PATH,
+)
 from handlers.config.options import Options
 from handlers.config.sites import SiteTable
 from handlers.context import ProxyContext
@@ -40,13 +50,13 @@ def make_app(table: SiteTable, options: Options, **settings: Any) -> Application
     return Application(
         [
             Rule(WebSocketUpgrade(), WebSocketRelay, args),
-            (r"/\.proxy/?", SiteListHandler, args),
-            (r"/\.proxy/health", HealthHandler, args),
-            (r"/\.proxy/metrics", MetricsHandler, args),
-            (r"/\.proxy/shim\.js", ShimHandler, args),
-            (r"/\.proxy/login", LoginHandler, args),
-            (r"/\.proxy/logout", LogoutHandler, args),
-            (r"/\.proxy/status/([^/]+)", SiteStatusHandler, args),
+            (re.escape(PROXY_PAGES) + "?", SiteListHandler, args),
+            (re.escape(HEALTH_PATH), HealthHandler, args),
+            (re.escape(METRICS_PATH), MetricsHandler, args),
+            (re.escape(SHIM_PATH), ShimHandler, args),
+            (re.escape(LOGIN_PATH), LoginHandler, args),
+            (re.escape(LOGOUT_PATH), LogoutHandler, args),
+            (re.escape(STATUS_PATH) + "([^/]+)", SiteStatusHandler, args),
             (r".*", ProxyHandler, args),
         ],
         # The proxy's own behaviour must not depend on Tornado's debug conveniences.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tornado.httputil import HTTPServerRequest
 
 from filters.links import Origin
+from filters.names import SESSION_COOKIE
 from filters.pipeline import SitePlan, build_plans
 from filters.reverse import ReverseLinks
 from handlers.config.options import Options
@@ -18,7 +19,6 @@ from handlers.door.access import (
     ALLOWED,
     LOGIN,
     REFUSED,
-    SESSION_COOKIE,
     Decision,
     Sessions,
     Throttle,

@@ -14,19 +14,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from filters.charsets import codec_name
-from filters.links import DEFAULT_PORTS
+from filters.names import SITE_NAME
 from filters.rules import RuleError, SubsFilterRules
+from filters.urls import DEFAULT_PORTS, split_hostport, split_url
 from handlers.door.access import networks
 
 log = logging.getLogger(__name__)
-
-SITE_COOKIE = ".site"
-PROXY_PAGES = "/.proxy/"
-
-# A name travels in a path segment and in a cookie value: keep it to characters that
-# need no escaping in either. Dots are allowed because the original's example uses
-# names such as "img3.douban".
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class ConfigError(ValueError):
@@ -164,23 +157,16 @@ class SiteTable:
     def site_for_url(self, url: str) -> tuple[Site, str] | None:
         """If ``url`` is absolute (or scheme-relative) and points at a configured backend,
         return that site and the URL's path+query+fragment (starting with ``/``)."""
-        if url.startswith("//"):
-            schemes: tuple[str, ...] = ("http", "https")
-            rest = url[2:]
-        else:
-            scheme, sep, rest = url.partition("://")
-            scheme = scheme.lower()
-            if not sep or scheme not in DEFAULT_PORTS:
-                return None
-            schemes = (scheme,)
-        end = authority_end(rest)
-        authority, tail = rest[:end], rest[end:]
+        parts = split_url(url)
+        if parts is None:
+            return None
+        authority, tail = parts.authority, parts.tail
         if "@" in authority or not authority:
             return None
-        host, port = _split_hostport(authority)
+        host, port = split_hostport(authority)
         if host is None:
             return None
-        for scheme in schemes:
+        for scheme in (parts.scheme,) if parts.scheme else ("http", "https"):
             site = self.by_origin.get((scheme, host, port or DEFAULT_PORTS[scheme]))
             if site is not None:
                 if not tail.startswith("/"):
@@ -195,33 +181,6 @@ def twin_origin(site: Site) -> tuple[str, str, int]:
     other = "https" if site.scheme == "http" else "http"
     default = site.port == DEFAULT_PORTS[site.scheme]
     return other, site.host, DEFAULT_PORTS[other] if default else site.port
-
-
-def authority_end(text: str) -> int:
-    """Where the first path, query or fragment delimiter is in ``text`` (its length when
-    there is none): the end of an authority, or of the site name after the prefix."""
-    end = len(text)
-    for stop in "/?#":
-        i = text.find(stop, 0, end)
-        if i != -1:
-            end = i
-    return end
-
-
-def _split_hostport(authority: str) -> tuple[str | None, int | None]:
-    if authority.startswith("["):
-        host, _, rest = authority[1:].partition("]")
-        host = "[" + host + "]"
-        if rest and not rest.startswith(":"):
-            return None, None
-        port_text = rest[1:]
-    else:
-        host, _, port_text = authority.partition(":")
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            return None, None
-        return host.lower(), int(port_text)
-    return host.lower(), None
 
 
 def build_site_table(forward_list: object) -> SiteTable:
@@ -239,7 +198,7 @@ def build_site_table(forward_list: object) -> SiteTable:
 
 
 def _validate_site(key: object, backend: object) -> Site:
-    if not isinstance(key, str) or not _NAME_RE.fullmatch(key):
+    if not isinstance(key, str) or not SITE_NAME.fullmatch(key):
         raise ConfigError(
             f"site {key!r}: a site name must be 1-64 letters, digits, '.', '_' or '-',"
             " starting with a letter or digit (it appears in /.site.<name>/ URLs)"
@@ -279,7 +238,7 @@ def _validate_site(key: object, backend: object) -> Site:
     if backend.netloc is not None:
         if not isinstance(backend.netloc, str):
             raise ConfigError(f"{where}: netloc must be a string, not {backend.netloc!r}")
-        n_host, n_port = _split_hostport(backend.netloc.strip())
+        n_host, n_port = split_hostport(backend.netloc.strip())
         if n_host != host or (n_port or DEFAULT_PORTS[scheme]) != port:
             raise ConfigError(
                 f"{where}: netloc {backend.netloc!r} does not match url {backend.url!r}"
@@ -398,7 +357,6 @@ __all__ = [
     "SettingError",
     "Site",
     "SiteTable",
-    "authority_end",
     "build_site_table",
     "twin_origin",
 ]

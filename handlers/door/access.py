@@ -22,10 +22,9 @@ from typing import NamedTuple
 
 from tornado.web import create_signed_value, decode_signed_value
 
+from filters.names import SESSION_COOKIE
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-SESSION_COOKIE = ".proxy-session"
-
 
 NETWORKS_EXPECTED = 'a list of addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/8"]'
 
@@ -153,7 +152,6 @@ __all__ = [
     "ALLOWED",
     "LOGIN",
     "REFUSED",
-    "SESSION_COOKIE",
     "Decision",
     "Sessions",
     "Throttle",

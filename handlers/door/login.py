@@ -19,8 +19,9 @@ from html import escape
 from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error, InvalidHashError
 
-from handlers.door.access import SESSION_COOKIE, in_networks
-from handlers.door.pages import LOGIN_PATH, PROXY_PAGES, PageHandler, render_page
+from filters.names import LOGIN_PATH, PROXY_PAGES, SESSION_COOKIE
+from handlers.door.access import in_networks
+from handlers.door.pages import PageHandler, render_page
 from handlers.door.target import client_is_secure
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from tornado.httpclient import HTTPRequest
 from tornado.httputil import responses
 from tornado.web import RequestHandler
 
-from filters.links import SITE_PREFIX
-from handlers.config.sites import PROXY_PAGES, SiteTable
+from filters.names import LOGIN_PATH, LOGOUT_PATH, PROXY_PAGES, SITE_PREFIX, STATUS_PATH
+from handlers.config.sites import SiteTable
 from handlers.context import ProxyContext
 from handlers.door.access import in_networks
 from handlers.mapping.cookies import cookie_value
@@ -35,10 +35,12 @@ def render_page(title: str, body_html: str) -> str:
 
 
 # Fills in each site's health from /.proxy/status/<name> after the page has shown.
-_HEALTH_SCRIPT = """
+_HEALTH_SCRIPT = (
+    f'var STATUS = "{STATUS_PATH}";'
+    + """
 document.querySelectorAll("[data-site]").forEach(function (row) {
   var badge = row.querySelector(".health");
-  fetch("/.proxy/status/" + encodeURIComponent(row.dataset.site), {cache: "no-store"})
+  fetch(STATUS + encodeURIComponent(row.dataset.site), {cache: "no-store"})
     .then(function (r) { return r.json(); })
     .then(function (s) {
       badge.textContent = s.up ? "up" : "down";
@@ -48,10 +50,7 @@ document.querySelectorAll("[data-site]").forEach(function (row) {
     .catch(function () { badge.textContent = "unknown"; });
 });
 """
-
-
-LOGIN_PATH = PROXY_PAGES + "login"
-LOGOUT_PATH = PROXY_PAGES + "logout"
+)
 
 
 def site_list_html(

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from filters.links import DEFAULT_PORTS, SITE_PREFIX
-from handlers.config.sites import Site, SiteTable, authority_end
+from filters.names import SITE_PREFIX
+from filters.urls import authority_end, split_url
+from handlers.config.sites import Site, SiteTable
 
 
 class Resolution(NamedTuple):
@@ -50,13 +51,10 @@ def referer_site(referer: str | None, host: str | None) -> str | None:
     switched it)."""
     if not referer or not host:
         return None
-    scheme, sep, rest = referer.partition("://")
-    if not sep or scheme.lower() not in DEFAULT_PORTS:
+    parts = split_url(referer)
+    if parts is None or not parts.scheme or parts.authority.lower() != host.lower():
         return None
-    authority, slash, path = rest.partition("/")
-    if not slash or authority.lower() != host.lower():
-        return None
-    found = split_prefixed("/" + path)
+    found = split_prefixed(parts.tail)
     return found[0] if found else None
 
 

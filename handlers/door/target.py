@@ -9,11 +9,11 @@ from typing import NamedTuple
 
 from tornado.web import RequestHandler
 
-from filters.links import SITE_PREFIX
+from filters.names import LOGIN_PATH, SITE_PREFIX
 from filters.requestbody import BodyMapper
 from handlers.config.sites import Site
 from handlers.context import ProxyContext
-from handlers.door.pages import LOGIN_PATH, show_site_list
+from handlers.door.pages import show_site_list
 from handlers.door.routing import is_navigation, referer_site, resolve
 from handlers.mapping.cookies import cookie_value
 from handlers.mapping.headers import upstream_headers

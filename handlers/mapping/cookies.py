@@ -25,14 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from filters.links import SITE_PREFIX
-from handlers.config.sites import SITE_COOKIE
+from filters.names import FALLBACK_PREFIX, PROXY_COOKIES, SITE_COOKIE, SITE_PREFIX
 
-FALLBACK_PREFIX = SITE_COOKIE + "~"
-# The proxy's own cookies (the login's session): never sent to a backend, and never
-# settable by one (a backend's cookie of such a name gets only its fallback copy, whose
-# name the proxy does not read).
-PROXY_COOKIES = ".proxy"
+# The proxy's own cookies (PROXY_COOKIES: the login's session) are never sent to a
+# backend, and never settable by one (a backend's cookie of such a name gets only its
+# fallback copy, whose name the proxy does not read).
 _EXPIRED = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 
 
@@ -185,7 +182,6 @@ def scope_set_cookie(
 
 
 __all__ = [
-    "FALLBACK_PREFIX",
     "cookie_pairs",
     "cookie_value",
     "cookies_for_site",

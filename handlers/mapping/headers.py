@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from tornado.httputil import HTTPHeaders
 
 from filters.codings import accept_encoding
-from filters.links import SITE_PREFIX
+from filters.names import SITE_PREFIX
 from handlers.config.sites import Site, SiteTable
 from handlers.mapping.cookies import cookies_for_site, scope_set_cookie
 from handlers.mapping.urlmap import if_to_backend, origin_to_backend, to_backend, to_proxy

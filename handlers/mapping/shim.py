@@ -19,12 +19,12 @@ from pathlib import Path
 
 import rjsmin
 
+from filters.names import SHIM_PATH
 from filters.pipeline import kind_of, media_type
 from handlers.config.sites import Site, SiteTable
 from handlers.mapping.csp import admit_shim
 from handlers.upstream.transfer import Fields
 
-SHIM_PATH = "/.proxy/shim.js"
 _SOURCE = Path(__file__).parent.parent / "assets" / "shim.js"
 _PLACEHOLDER = "/*ORIGINS*/{}"
 # What a request for a page is: a document, or a document in a frame. A fetch() of
@@ -106,4 +106,4 @@ class Shim:
         return self.tag(site.name, nonce if use_nonce else None), amended
 
 
-__all__ = ["SHIM_PATH", "Shim", "backend_origins"]
+__all__ = ["Shim", "backend_origins"]

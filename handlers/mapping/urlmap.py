@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import re
 
-from filters.links import SITE_PREFIX
-from handlers.config.sites import PROXY_PAGES, Site, SiteTable, authority_end
+from filters.names import PROXY_PAGES, SITE_PREFIX
+from filters.urls import split_url
+from handlers.config.sites import Site, SiteTable
 from handlers.door.routing import split_prefixed
-
-_WEB_SCHEMES = ("http", "https")
 
 
 def to_proxy(url: str, table: SiteTable, current: Site | None) -> str:
@@ -56,13 +55,12 @@ def to_backend(url: str, table: SiteTable, current: Site | None, proxy_host: str
     hosts, the proxy's own pages, URNs) is left alone."""
     if url.startswith("/") and not url.startswith("//"):
         return _prefixed_to_backend(url, table) or url
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in _WEB_SCHEMES or not proxy_host:
+    parts = split_url(url)
+    if parts is None or not parts.scheme or not proxy_host:
         return url
-    end = authority_end(rest)
-    if rest[:end].lower() != proxy_host.lower():
+    if parts.authority.lower() != proxy_host.lower():
         return url
-    path = rest[end:]
+    path = parts.tail
     if not path.startswith("/"):
         path = "/" + path
     if path.startswith(SITE_PREFIX):
@@ -84,8 +82,13 @@ def is_proxy_origin(origin: str | None, proxy_host: str | None) -> bool:
     """Whether ``origin`` (an Origin header's value) is the proxy's own."""
     if not origin or not proxy_host:
         return False
-    scheme, sep, authority = origin.partition("://")
-    return bool(sep) and scheme.lower() in _WEB_SCHEMES and authority.lower() == proxy_host.lower()
+    parts = split_url(origin)
+    return (
+        parts is not None
+        and bool(parts.scheme)
+        and not parts.tail
+        and parts.authority.lower() == proxy_host.lower()
+    )
 
 
 def origin_to_backend(origin: str, current: Site, proxy_host: str | None) -> str:

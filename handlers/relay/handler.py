@@ -19,7 +19,7 @@ from typing import Any
 from tornado.ioloop import IOLoop
 from tornado.web import stream_request_body
 
-from handlers.config.sites import SITE_COOKIE
+from filters.names import SITE_COOKIE
 from handlers.door.pages import PageHandler
 from handlers.door.target import Target, backend_headers, resolve_target
 from handlers.mapping.cookies import expire_fallback_copies

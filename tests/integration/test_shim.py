@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from filters.inject import insert_tag
+from filters.names import SHIM_PATH
 from handlers.config.sites import BackendSite, build_site_table
 from handlers.mapping.csp import admit_shim
-from handlers.mapping.shim import SHIM_PATH, Shim, backend_origins
+from handlers.mapping.shim import Shim, backend_origins
 from tests.support import require_tool, start_backend, start_proxy
 
 HERE = Path(__file__).parent.parent
