@@ -1,22 +1,24 @@
 """The one upstream HTTP client: an ``AsyncHTTPClient`` that drives libcurl itself.
 
-Tornado's own curl client served us for a while, but relaying needs three things it does
-not offer: a response body taken only as fast as the client downstream takes it, a
-request body streamed in as it arrives, and the ability to end one transfer early. We
-had reached into its private methods for all three. ``RelayClient`` instead implements
-``fetch_impl``, the extension point Tornado documents for subclasses, over
-``pycurl.CurlMulti``:
+Tornado's own curl client does not offer what relaying needs: a response body taken only
+as fast as the client downstream takes it, a request body streamed in as it arrives, and
+the ability to end one transfer early. ``RelayClient`` implements ``fetch_impl``, the
+extension point Tornado documents for subclasses, over ``pycurl.CurlMulti``:
 
-- libcurl's callbacks only record what happened (header lines, body chunks, room in the
-  upload queue); the application's callbacks run after libcurl has returned, in order,
-  so the headers, every chunk and then the completion always arrive in that order;
+- libcurl's callbacks only record what happened (handlers/upstream/transfer.py); the
+  application's callbacks run after libcurl has returned, in order, so the headers,
+  every chunk and then the completion always arrive in that order;
 - ``streaming_callback`` may return a Future: the transfer is paused until it resolves
   (backpressure), as ``body_producer``'s write function returns one for uploads;
-- an ``UpstreamRequest`` carries a ``TransferHandle`` that ends its transfer at once,
-  the finished response headers in one call (``on_response``), the exact request target
-  and an idle timeout;
+- an ``UpstreamRequest`` (handlers/upstream/request.py) carries a ``TransferHandle``
+  that ends its transfer at once, the finished response headers in one call
+  (``on_response``), the exact request target and an idle timeout;
 - easy handles are reused, their options reset; the connection cache lives in the multi
   handle, so keep-alive connections survive that reset.
+
+It implements only what the proxy uses; the HTTPRequest features it refuses at fetch time
+(redirects, decompression, ``user_agent``, ``header_callback``, ``prepare_curl_callback``,
+proxies, client certificates, ...) are listed in handlers/upstream/curlopts.py.
 """
 
 from __future__ import annotations
@@ -31,13 +33,10 @@ from tornado.gen import convert_yielded
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.ioloop import IOLoop
 
-from handlers.upstream.curlopts import BODY_METHODS, configure
+from handlers.upstream.curlopts import BODY_METHODS, DEFAULTS, configure, refusal
 from handlers.upstream.errors import UpstreamError
-from handlers.upstream.transfer import (
-    DOWNLOAD_QUEUE_MAX,
-    ResponseCallback,
-    Transfer,
-)
+from handlers.upstream.request import TransferHandle, UpstreamRequest
+from handlers.upstream.transfer import Transfer
 
 log = logging.getLogger(__name__)
 
@@ -50,58 +49,15 @@ _SOCKET_EVENTS = {
 }
 
 
-class TransferHandle:
-    """The caller's hold on a transfer started from an ``UpstreamRequest``."""
-
-    __slots__ = ("_transfer", "aborted")
-
-    def __init__(self) -> None:
-        self._transfer: Transfer | None = None
-        self.aborted = False
-
-    def abort(self) -> None:
-        """End the transfer now (the backend sees its connection closed); its fetch
-        fails with ``UpstreamError``. Safe to call at any time, more than once."""
-        self.aborted = True
-        if self._transfer is not None:
-            self._transfer.client.abort(self._transfer)
-
-
-class UpstreamRequest(HTTPRequest):
-    """An ``HTTPRequest`` with what a relay needs besides:
-
-    ``request_target``: sent byte for byte as the request line's target (libcurl would
-    otherwise normalize ``/../`` and percent-escapes); ``idle_timeout``: seconds the
-    backend may send nothing before the transfer fails (a total ``request_timeout``
-    would cut long downloads); ``on_response(code, reason, fields)``: the final header
-    block, once, as pairs in the order received (the response object's headers are then
-    left empty). ``handle`` ends the transfer early."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        request_target: str | None = None,
-        idle_timeout: float | None = None,
-        on_response: ResponseCallback | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(url, **kwargs)
-        self.request_target = request_target
-        self.idle_timeout = idle_timeout
-        self.on_response = on_response
-        self.handle = TransferHandle()
-
-
 class RelayClient(AsyncHTTPClient):
     """``AsyncHTTPClient`` over ``pycurl.CurlMulti``; see the module's docstring.
 
-    It supports the ``HTTPRequest`` fields a proxy uses: method, headers, body,
-    ``body_producer``, ``streaming_callback``, ``header_callback``, timeouts, redirects,
-    ``decompress_response``, ``validate_cert``, ``ca_certs``, ``user_agent`` and
-    ``prepare_curl_callback``. The others (proxies, client certificates, auth) fail the
-    fetch with ValueError. It sends exactly the headers it is given: nothing of libcurl's
-    own (``Accept``, ``User-Agent``, ``Expect``) is added."""
+    It supports the ``HTTPRequest`` fields a proxy uses: method (any, with
+    ``allow_nonstandard_methods`` or not), headers, body, ``body_producer``,
+    ``streaming_callback``, ``connect_timeout``, ``request_timeout``, ``validate_cert``
+    and ``ca_certs``; a request that sets another fails with ValueError. It sends exactly
+    the headers it is given: nothing of libcurl's own (``Accept``, ``User-Agent``,
+    ``Expect``) is added."""
 
     def initialize(
         self,
@@ -110,11 +66,12 @@ class RelayClient(AsyncHTTPClient):
         ca_file: str | None = None,
         max_body_size: int = 100 << 20,
     ) -> None:
-        super().initialize(defaults=defaults)
+        super().initialize(defaults={**DEFAULTS, **(defaults or {})})
+        self.loop = IOLoop.current()
         self.max_clients = max_clients
         self.ca_file = ca_file  # for https when the request names no ca_certs
         self.max_body_size = max_body_size  # of a response that is not streamed
-        self.ready: list[Transfer] = []  # transfers with something to deliver
+        self._ready: list[Transfer] = []  # transfers with something to deliver
         self._multi = pycurl.CurlMulti()
         self._multi.setopt(pycurl.M_TIMERFUNCTION, self._set_timer)
         self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch_socket)
@@ -130,10 +87,10 @@ class RelayClient(AsyncHTTPClient):
         for transfer in list(self._running.values()) + list(self._waiting):
             self.abort(transfer, "the client was closed")
         for fd in self._fds:
-            self.io_loop.remove_handler(fd)
+            self.loop.remove_handler(fd)
         self._fds.clear()
         if self._timer is not None:
-            self.io_loop.remove_timeout(self._timer)
+            self.loop.remove_timeout(self._timer)
             self._timer = None
         for curl in self._idle:
             curl.close()
@@ -147,10 +104,27 @@ class RelayClient(AsyncHTTPClient):
         return len(self._running) + len(self._waiting)
 
     def fetch_impl(self, request: HTTPRequest, callback: Callable[[HTTPResponse], None]) -> None:
-        transfer = Transfer(self, request, callback)
+        transfer = Transfer(
+            request,
+            callback,
+            start=self.loop.time(),
+            max_body_size=self.max_body_size,
+            on_news=self._ready.append,
+            kick=self._kick,
+            on_abort=self.abort,
+        )
+        has_body = (
+            request.body_producer is not None
+            or request.body is not None
+            or request.method in BODY_METHODS
+        )
+        refused = refusal(request, has_body)
+        if refused is not None:
+            self._complete(transfer, refused)
+            return
         handle = getattr(request, "handle", None)
         if isinstance(handle, TransferHandle):
-            handle._transfer = transfer
+            handle.transfer = transfer
             if handle.aborted:
                 self._complete(transfer, UpstreamError(pycurl.E_ABORTED_BY_CALLBACK, "aborted"))
                 return
@@ -159,7 +133,7 @@ class RelayClient(AsyncHTTPClient):
             write: Any = transfer.write_body  # returns a Future, as Tornado's own does
             produced = convert_yielded(request.body_producer(write))
             produced.add_done_callback(transfer.body_produced)
-        elif request.body is not None or request.method in BODY_METHODS:
+        elif has_body:
             transfer.body = collections.deque([memoryview(request.body or b"")])
             transfer.body_bytes = len(request.body or b"")
             transfer.body_ended = True
@@ -173,13 +147,13 @@ class RelayClient(AsyncHTTPClient):
     def _start(self, transfer: Transfer) -> None:
         curl = self._idle.pop() if self._idle else pycurl.Curl()
         try:
-            configure(curl, transfer, self.ca_file)
+            configure(curl, transfer.request, self.ca_file, transfer.body_size)
         except Exception as exc:
             curl.reset()
             self._idle.append(curl)
             self._complete(transfer, exc)
             return
-        transfer.curl = curl
+        transfer.attach(curl)
         self._running[curl] = transfer
         self._multi.add_handle(curl)
 
@@ -207,40 +181,14 @@ class RelayClient(AsyncHTTPClient):
         return transfer
 
     def _complete(self, transfer: Transfer, error: BaseException | None) -> None:
-        transfer.curl = None
-        transfer.chunks.clear()
-        transfer.body = None
-        # A producer waiting for room must not wait for ever.
-        if transfer.room is not None and not transfer.room.done():
-            transfer.room.set_result(None)
-        transfer.room = None
         handle = getattr(transfer.request, "handle", None)
         if isinstance(handle, TransferHandle):
-            handle._transfer = None  # no cycle left through the caller's methods
-        callback, transfer.callback = transfer.callback, None
-        if callback is not None:
-            callback(transfer.response(error))
+            handle.transfer = None  # no cycle left through the caller's methods
+        transfer.finish(error, self.loop.time())
 
     def _start_waiting(self) -> None:
         while self._waiting and len(self._running) < self.max_clients:
             self._start(self._waiting.popleft())
-
-    def resume(self, transfer: Transfer) -> None:
-        """Lift the pauses no longer wanted (called outside libcurl)."""
-        curl = transfer.curl
-        if curl is None:
-            return
-        recv = transfer.recv_paused and (
-            transfer.held or transfer.queued_bytes >= DOWNLOAD_QUEUE_MAX
-        )
-        send = transfer.send_paused and not (transfer.body or transfer.body_ended)
-        transfer.recv_paused, transfer.send_paused = recv, send
-        state = (pycurl.PAUSE_RECV if recv else 0) | (pycurl.PAUSE_SEND if send else 0)
-        try:
-            curl.pause(state)  # may deliver held data into write() right away
-        except pycurl.error:
-            pass  # the transfer failed meanwhile; the multi handle reports it
-        self._kick()
 
     # --- libcurl's multi interface on the IOLoop ----------------------------------------
 
@@ -249,9 +197,9 @@ class RelayClient(AsyncHTTPClient):
         # saying so in between: always remove before adding.
         if fd in self._fds:
             self._fds.discard(fd)
-            self.io_loop.remove_handler(fd)
+            self.loop.remove_handler(fd)
         if event != pycurl.POLL_REMOVE:
-            self.io_loop.add_handler(fd, self._on_socket, _SOCKET_EVENTS[event])
+            self.loop.add_handler(fd, self._on_socket, _SOCKET_EVENTS[event])
             self._fds.add(fd)
 
     def _set_timer(self, msecs: int) -> None:
@@ -261,20 +209,20 @@ class RelayClient(AsyncHTTPClient):
             self._kick()
             return
         else:
-            due = self.io_loop.time() + msecs / 1000.0
+            due = self.loop.time() + msecs / 1000.0
             if self._timer is not None and abs(due - self._timer_due) < 0.001:
                 return  # the timer already set for then
         if self._timer is not None:
-            self.io_loop.remove_timeout(self._timer)
+            self.loop.remove_timeout(self._timer)
             self._timer = None
         if due is not None:
             self._timer_due = due
-            self._timer = self.io_loop.call_at(due, self._on_timer)
+            self._timer = self.loop.call_at(due, self._on_timer)
 
     def _kick(self) -> None:
         if not self._kicked:
             self._kicked = True
-            self.io_loop.add_callback(self._on_kick)
+            self.loop.add_callback(self._on_kick)
 
     def _on_kick(self) -> None:
         self._kicked = False
@@ -304,12 +252,12 @@ class RelayClient(AsyncHTTPClient):
     def _settle(self) -> None:
         """After libcurl returned: deliver what it recorded, then end finished transfers
         (their last chunks first), then start waiting ones."""
-        ready = self.ready
+        ready = self._ready  # the list the transfers' on_news appends to
         while ready:
-            self.ready = []
-            for transfer in ready:
+            batch = ready.copy()
+            ready.clear()
+            for transfer in batch:
                 transfer.deliver()
-            ready = self.ready
         while True:
             remaining, done, failed = self._multi.info_read()
             for curl in done:
@@ -337,3 +285,6 @@ def make_client(max_clients: int, ca_file: str | None = None) -> RelayClient:
     """``force_instance`` keeps it independent of any other AsyncHTTPClient in the
     process (Tornado would otherwise share one per IOLoop)."""
     return RelayClient(force_instance=True, max_clients=max_clients, ca_file=ca_file)
+
+
+__all__ = ["RelayClient", "TransferHandle", "UpstreamRequest", "make_client"]

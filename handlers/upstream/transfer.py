@@ -1,10 +1,19 @@
-"""One upstream transfer's state inside RelayClient (handlers/upstream/client.py).
+"""One upstream transfer's state, and libcurl's callbacks for it.
 
-libcurl calls ``header_line``, ``write`` and ``read`` from inside its own processing,
-where no application code may run: they only record what happened (the header block,
-body chunks, room in the upload queue) and mark the transfer as having news. The client
-calls ``deliver`` once libcurl has returned, which hands the news to the application's
-callbacks, in order: the header block, then the chunks.
+A transfer knows nothing of the client that drives it: it is given four hooks at birth
+(``on_news``, ``kick``, ``on_abort``, ``on_done``) and talks through them only. Its life,
+in the order of the slot groups below:
+
+1. **made**: the request, what to call with the head and the chunks, the hooks;
+2. **running**: ``attach`` gives it a libcurl handle (``curl``); libcurl calls
+   ``header_line``, ``write`` and ``read`` from inside its own processing, where no
+   application code may run, so they only record (the head, body chunks, room in the
+   upload queue) and raise ``on_news`` once;
+3. **delivering**: the client calls ``deliver`` after libcurl has returned, which hands
+   the news to the application in order: the header block, then the chunks. A consumer
+   that returns a pending Future pauses the download; an upload producer that fills the
+   queue is given a Future that resolves once libcurl has taken half of it;
+4. **done**: ``finish`` drops what is left and calls ``on_done`` with the response.
 """
 
 from __future__ import annotations
@@ -12,18 +21,16 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from io import BytesIO
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pycurl
 from tornado.concurrent import Future
 from tornado.httpclient import HTTPRequest, HTTPResponse
 from tornado.httputil import HTTPHeaders
 
-if TYPE_CHECKING:
-    from handlers.upstream.client import RelayClient
-
 Fields = list[tuple[str, str]]
 ResponseCallback = Callable[[int, str, Fields], None]
+ChunkCallback = Callable[[bytes], "Future[None] | None"]
 
 # An upload is taken from its producer while less than this waits for the backend.
 UPLOAD_HIGH_WATER = 1 << 20
@@ -31,74 +38,97 @@ UPLOAD_HIGH_WATER = 1 << 20
 DOWNLOAD_QUEUE_MAX = 1 << 20
 
 
+def _cannot_seek(offset: int, origin: int) -> int:
+    return pycurl.SEEKFUNC_CANTSEEK  # a streamed body cannot be sent again
+
+
 class Transfer:
-    """One request's state inside the client. libcurl calls ``header_line``, ``write``
-    and ``read`` from inside its own processing: they only record and never raise."""
+    """One request's state inside the client (see the module's docstring)."""
 
-    __slots__ = (
-        "body",
-        "body_bytes",
-        "body_ended",
-        "buffer",
-        "callback",
-        "chunks",
-        "client",
-        "code",
-        "curl",
-        "delivered_head",
-        "fields",
-        "head_complete",
-        "held",
-        "lines",
-        "on_chunk",
-        "on_response",
-        "queued",
-        "queued_bytes",
-        "reason",
-        "recv_paused",
-        "request",
-        "room",
-        "room_due",
-        "send_paused",
-        "start",
-    )
+    # 1. made: what the transfer is for, fixed from the start
+    request: HTTPRequest
+    on_response: ResponseCallback | None  # the final header block, once
+    on_chunk: ChunkCallback | None  # may return a Future: the pause a consumer asks for
+    max_body_size: int  # of a response that is not streamed
+    start: float
+    # ... and the hooks into whoever drives it
+    on_news: Callable[[Transfer], None]  # has something to deliver (called inside libcurl)
+    kick: Callable[[], None]  # libcurl should act soon (a pause was lifted)
+    on_abort: Callable[[Transfer, str], None]  # end it now, with this reason
+    on_done: Callable[[HTTPResponse], None] | None  # the response, once
+    # 2. running: libcurl's handle, None before and after
+    curl: pycurl.Curl | None
+    # the response head as libcurl reports it
+    code: int
+    reason: str
+    fields: Fields
+    head_complete: bool
+    # the response body: whole in ``buffer``, or in ``chunks`` for ``on_chunk``
+    buffer: BytesIO | None
+    chunks: collections.deque[bytes]
+    queued_bytes: int
+    recv_paused: bool
+    # the request body on its way to libcurl (None: it has none), and flow control
+    body: collections.deque[memoryview] | None
+    body_bytes: int
+    body_ended: bool
+    send_paused: bool
+    room: Future[None] | None  # what a producer that filled the queue waits on
+    room_due: bool
+    # 3. delivering: news waiting, the head handed over, the consumer's pause
+    queued: bool
+    delivered_head: bool
+    held: bool
+    __slots__ = tuple(__annotations__)  # exactly the fields above, nothing else
 
-    def __init__(self, client: RelayClient, request: HTTPRequest, callback: Any) -> None:
-        self.client = client
+    def __init__(
+        self,
+        request: HTTPRequest,
+        on_done: Callable[[HTTPResponse], None],
+        *,
+        start: float,
+        max_body_size: int,
+        on_news: Callable[[Transfer], None],
+        kick: Callable[[], None],
+        on_abort: Callable[[Transfer, str], None],
+    ) -> None:
         self.request = request
-        self.callback = callback
-        self.curl: pycurl.Curl | None = None
-        self.start = client.io_loop.time()
-        self.code = 0
-        self.reason = ""
-        self.fields: Fields = []
-        self.lines: list[bytes] | None = [] if request.header_callback else None
-        self.head_complete = False
-        self.delivered_head = False
-        self.on_response: ResponseCallback | None = getattr(request, "on_response", None)
-        # May return a Future: the pause a consumer asks for (see the module docstring).
-        self.on_chunk: Callable[[bytes], Future[None] | None] | None
+        self.on_response = getattr(request, "on_response", None)
         self.on_chunk = request.streaming_callback  # type: ignore[assignment]
-        self.buffer: BytesIO | None = None if self.on_chunk else BytesIO()
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.queued_bytes = 0
-        self.queued = False  # in the client's list of transfers with news to deliver
-        self.held = False  # the consumer asked for a pause
-        self.recv_paused = False
-        # Upload: pieces waiting for libcurl, and the producer's flow control.
-        self.body: collections.deque[memoryview] | None = None
-        self.body_bytes = 0
-        self.body_ended = False
-        self.send_paused = False
-        self.room: Future[None] | None = None
-        self.room_due = False
+        self.max_body_size = max_body_size
+        self.start = start
+        self.on_news, self.kick, self.on_abort, self.on_done = on_news, kick, on_abort, on_done
+        self.curl = None
+        self.code, self.reason, self.fields, self.head_complete = 0, "", [], False
+        self.buffer = None if self.on_chunk else BytesIO()
+        self.chunks = collections.deque()
+        self.queued_bytes, self.recv_paused = 0, False
+        self.body, self.body_bytes, self.body_ended = None, 0, False
+        self.send_paused, self.room, self.room_due = False, None, False
+        self.queued = self.delivered_head = self.held = False
 
-    # --- libcurl's callbacks -------------------------------------------------------
+    @property
+    def body_size(self) -> int | None:
+        """None: no body; -1: length not known yet (streamed); else its length."""
+        if self.body is None:
+            return None
+        return self.body_bytes if self.body_ended else -1
+
+    def attach(self, curl: pycurl.Curl) -> None:
+        """Run on ``curl``, whose options are set: libcurl calls back into this transfer."""
+        curl.setopt(pycurl.HEADERFUNCTION, self.header_line)
+        curl.setopt(pycurl.WRITEFUNCTION, self.write)
+        if self.body is not None:
+            curl.setopt(pycurl.READFUNCTION, self.read)
+            curl.setopt(pycurl.SEEKFUNCTION, _cannot_seek)
+        self.curl = curl
+
+    def abort(self, why: str = "aborted") -> None:
+        self.on_abort(self, why)
+
+    # --- libcurl's callbacks: record, never raise ------------------------------------
 
     def header_line(self, raw: bytes) -> None:
-        if self.lines is not None:
-            self.lines.append(raw)
-            self._news()
         if raw.startswith(b"HTTP/"):
             parts = raw.split(None, 2)
             self.code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
@@ -107,7 +137,9 @@ class Transfer:
         elif raw == b"\r\n" or raw == b"\n":
             if self.code >= 200:  # not an interim (1xx) block
                 self.head_complete = True
-                self._news()
+                if not self.queued:
+                    self.queued = True
+                    self.on_news(self)
         elif raw[:1] in (b" ", b"\t"):
             if self.fields:  # obsolete line folding (RFC 9112 section 5.2): unfold
                 name, value = self.fields[-1]
@@ -124,13 +156,15 @@ class Transfer:
             return pycurl.WRITEFUNC_PAUSE
         buffer = self.buffer
         if buffer is not None:
-            if buffer.tell() + len(chunk) > self.client.max_body_size:
+            if buffer.tell() + len(chunk) > self.max_body_size:
                 return 0  # fails the transfer (E_WRITE_ERROR)
             buffer.write(chunk)
             return None
         self.chunks.append(chunk)
         self.queued_bytes += len(chunk)
-        self._news()
+        if not self.queued:
+            self.queued = True
+            self.on_news(self)
         return None
 
     def read(self, size: int) -> bytes | int:
@@ -149,25 +183,16 @@ class Transfer:
         self.body_bytes -= len(piece)
         if self.room is not None and self.body_bytes < UPLOAD_HIGH_WATER // 2:
             self.room_due = True  # resolved after libcurl returns, like everything else
-            self._news()
+            if not self.queued:
+                self.queued = True
+                self.on_news(self)
         return piece.tobytes()
-
-    def _news(self) -> None:
-        if not self.queued:
-            self.queued = True
-            self.client.ready.append(self)
 
     # --- on the IOLoop, outside libcurl ---------------------------------------------
 
     def deliver(self) -> None:
         """Hand over what libcurl recorded: the header block, then the body chunks."""
         self.queued = False
-        if self.lines:
-            lines, self.lines = self.lines, []
-            header_callback = self.request.header_callback
-            assert header_callback is not None
-            for line in lines:
-                header_callback(line.decode("latin-1"))
         if self.head_complete and not self.delivered_head:
             self.delivered_head = True
             if self.on_response is not None:
@@ -181,19 +206,34 @@ class Transfer:
             wait = on_chunk(chunk)  # type: ignore[misc]
             if wait is not None and not wait.done():
                 self.held = True
-                wait.add_done_callback(self._resume)
+                wait.add_done_callback(self._unhold)
         if self.room_due:
             self.room_due = False
             room, self.room = self.room, None
             if room is not None and not room.done():
                 room.set_result(None)
         if self.recv_paused and not self.held and self.queued_bytes < DOWNLOAD_QUEUE_MAX:
-            self.client.resume(self)
+            self.resume()
 
-    def _resume(self, _: Any) -> None:
+    def _unhold(self, _: Any) -> None:
         self.held = False
         if self.recv_paused:
-            self.client.resume(self)
+            self.resume()
+
+    def resume(self) -> None:
+        """Lift the pauses no longer wanted."""
+        curl = self.curl
+        if curl is None:
+            return
+        recv = self.recv_paused and (self.held or self.queued_bytes >= DOWNLOAD_QUEUE_MAX)
+        send = self.send_paused and not (self.body or self.body_ended)
+        self.recv_paused, self.send_paused = recv, send
+        state = (pycurl.PAUSE_RECV if recv else 0) | (pycurl.PAUSE_SEND if send else 0)
+        try:
+            curl.pause(state)  # may deliver held data into write() right away
+        except pycurl.error:
+            pass  # the transfer failed meanwhile; the multi handle reports it
+        self.kick()
 
     def write_body(self, chunk: bytes) -> Future[None]:
         """The write function given to ``body_producer``."""
@@ -206,7 +246,7 @@ class Transfer:
             self.body.append(memoryview(chunk))
             self.body_bytes += len(chunk)
             if self.send_paused:
-                self.client.resume(self)
+                self.resume()
         if self.body_bytes >= UPLOAD_HIGH_WATER:
             if self.room is None:
                 self.room = Future()
@@ -216,13 +256,26 @@ class Transfer:
 
     def body_produced(self, produced: Future[None]) -> None:
         if produced.exception() is not None:
-            self.client.abort(self, f"request body failed: {produced.exception()}")
+            self.abort(f"request body failed: {produced.exception()}")
             return
         self.body_ended = True
         if self.send_paused:
-            self.client.resume(self)
+            self.resume()
 
-    def response(self, error: BaseException | None) -> HTTPResponse:
+    def finish(self, error: BaseException | None, now: float) -> None:
+        """Done (the handle already released): drop what is left, then ``on_done``."""
+        self.curl = None
+        self.chunks.clear()
+        self.body = None
+        # A producer waiting for room must not wait for ever.
+        if self.room is not None and not self.room.done():
+            self.room.set_result(None)
+        self.room = None
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done(self._response(error, now))
+
+    def _response(self, error: BaseException | None, now: float) -> HTTPResponse:
         headers = None
         if self.on_response is None:
             headers = HTTPHeaders()
@@ -234,7 +287,7 @@ class Transfer:
             headers=headers,
             buffer=self.buffer,
             error=error,
-            request_time=self.client.io_loop.time() - self.start,
+            request_time=now - self.start,
             reason=self.reason or None,
             start_time=self.start,
         )

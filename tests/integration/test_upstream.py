@@ -42,6 +42,11 @@ class Big(RequestHandler):
             await self.flush()
 
 
+class Moved(RequestHandler):
+    def get(self) -> None:
+        self.redirect("/a")
+
+
 class Slow(RequestHandler):
     async def get(self) -> None:
         self.application.settings["started"].append(1)
@@ -52,7 +57,8 @@ class Slow(RequestHandler):
 def run(test, **client_kw):
     async def main():
         settings = {"started": []}
-        app = Application([(r"/big", Big), (r"/slow", Slow), (r".*", Echo)], **settings)
+        routes = [(r"/big", Big), (r"/slow", Slow), (r"/moved", Moved), (r".*", Echo)]
+        app = Application(routes, **settings)
         sockets = bind_sockets(0, "127.0.0.1")
         port = sockets[0].getsockname()[1]
         server = HTTPServer(app)
@@ -96,6 +102,50 @@ def test_methods_bodies_and_exactly_the_headers_given():
         assert r.code == 200 and r.body == b""
         with pytest.raises(ValueError):
             await client.fetch(HTTPRequest(f"{base}/a", proxy_host="127.0.0.1", proxy_port=1))
+
+    run(check)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"follow_redirects": True},
+        {"decompress_response": True},
+        {"use_gzip": True},
+        {"user_agent": "agent/1"},
+        {"header_callback": print},
+        {"prepare_curl_callback": print},
+        {"expect_100_continue": True},
+        {"auth_username": "u", "auth_password": "p"},
+        {"client_cert": "cert.pem", "client_key": "key.pem"},
+        {"network_interface": "lo"},
+        {"ssl_options": {"cert_reqs": 0}},
+        {"allow_ipv6": False},
+    ],
+)
+def test_features_the_proxy_does_not_use_are_refused(field):
+    """Refused with ValueError before anything is sent, rather than half-implemented."""
+
+    async def check(client, base, settings):
+        with pytest.raises(ValueError, match=next(iter(field)).replace("use_gzip", "decomp")):
+            await client.fetch(HTTPRequest(f"{base}/slow", **field))
+        assert settings["started"] == [] and client.active == 0
+        # What the proxy does say is accepted: no redirects followed, nothing decompressed.
+        r = await client.fetch(f"{base}/a", follow_redirects=False, decompress_response=False)
+        assert r.code == 200
+
+    run(check)
+
+
+def test_redirects_are_passed_on_and_bodies_left_as_sent():
+    """The client's defaults are a relay's: a redirect is the response, not followed;
+    no Accept-Encoding is asked for, so nothing is decoded."""
+
+    async def check(client, base, _):
+        r = await client.fetch(f"{base}/moved", raise_error=False)
+        assert r.code == 302 and r.headers["Location"] == "/a"
+        got = body_json(await client.fetch(f"{base}/a"))
+        assert "Accept-Encoding" not in {k for k, _ in got["headers"]}
 
     run(check)
 
@@ -234,7 +284,7 @@ def test_no_private_tornado_name_is_used():
     private |= {"_finished", "_headers_written", "_reason", "_status_code", "_write_buffer",
                 "_headers", "_set_timeout", "_curl_setup_request", "_error_is_response_code"}  # fmt: skip
     used = set()
-    for path in (ROOT / "handlers").glob("*.py"):
+    for path in (ROOT / "handlers").rglob("*.py"):
         used |= set(re.findall(r"\.(_[a-z]\w*)\b", path.read_text()))
         if "curl.info" in path.read_text():
             used.add("curl.info")
