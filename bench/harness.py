@@ -1,10 +1,12 @@
-"""Shared pieces of the benchmarks: nginx, processes, wrk and CPU accounting.
+"""Shared pieces of the benchmarks: options, nginx, processes, wrk and CPU accounting
+(web_proxy itself is started by bench/webproxy.py).
 
 Everything runs on 127.0.0.1; every load is bounded in time.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -18,10 +20,42 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
+# What the common options of the benchmarks mean (see ``options``).
+_HELP = {
+    "seconds": "seconds of load per wrk run",
+    "connections": "wrk's open connections",
+    "rounds": "runs per target; the best is kept (2 shared cores make single runs noisy)",
+    "requests": "timed GETs per page",
+}
+
+
+def options(doc: str | None, **defaults: int) -> argparse.Namespace:
+    """The command line of a benchmark: ``--name N`` for each of ``defaults``."""
+    ap = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for name, default in defaults.items():
+        ap.add_argument(f"--{name}", type=int, default=default, help=_HELP.get(name))
+    return ap.parse_args()
+
+
+def make_docroot(files: Mapping[str, bytes]) -> str:
+    """A new folder holding ``files``, for nginx to serve: its workers run as an
+    unprivileged user, so the folder and the files are readable by all."""
+    docroot = tempfile.mkdtemp(prefix="bench-docroot-")
+    os.chmod(docroot, 0o755)
+    for name, body in files.items():
+        path = os.path.join(docroot, name)
+        with open(path, "wb") as f:
+            f.write(body)
+        os.chmod(path, 0o644)
+    return docroot
 
 
 def free_port() -> int:
@@ -58,6 +92,7 @@ class Nginx:
         self.binary = (
             need("/usr/sbin/nginx") if os.path.exists("/usr/sbin/nginx") else need("nginx")
         )
+        self.docroot = docroot
         self.dir = tempfile.mkdtemp(prefix="bench-nginx-")
         os.chmod(self.dir, 0o755)  # workers run unprivileged and need its temp folders
         self.static_port = free_port()
@@ -112,6 +147,33 @@ class Nginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` now (0 once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Measured(Protocol):
+    """What a benchmark reads of the processes behind a target."""
+
+    def cpu_seconds(self) -> float: ...
+
+    def rss_mib(self) -> float: ...
+
+
 class Process:
     """A server process we measure: its CPU time and peak RSS come from /proc."""
 
@@ -122,17 +184,10 @@ class Process:
         wait_http(ready_url, headers=headers)
 
     def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return cpu_seconds(self.proc.pid)
 
     def rss_mib(self) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_mib(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -150,12 +205,7 @@ class Workers:
         self.pids = [int(p) for p in out.stdout.split()]
 
     def cpu_seconds(self) -> float:
-        total = 0.0
-        for pid in self.pids:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return total
+        return sum(cpu_seconds(pid) for pid in self.pids)
 
     def rss_mib(self) -> float:
         return 0.0
@@ -169,7 +219,14 @@ class WrkResult:
     errors: int
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}  # wrk's latency units, in milliseconds
+
+
+def _found(pattern: str, text: str) -> re.Match[str]:
+    m = re.search(pattern, text)
+    if m is None:
+        sys.exit(f"bench: wrk printed no {pattern!r}:\n{text}")
+    return m
 
 
 def wrk(
@@ -182,10 +239,10 @@ def wrk(
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 30).stdout
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(_found(r"(\d+) requests in", out).group(1))
+    rps = float(_found(r"Requests/sec:\s+([\d.]+)", out).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    p99 = float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+    p99 = float(m.group(1)) * UNITS_MS[m.group(2)] if m else float("nan")
     errors = 0
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if m:
@@ -196,22 +253,6 @@ def wrk(
     if errors:
         print(out, file=sys.stderr)
     return WrkResult(requests, rps, p99, errors)
-
-
-def write_config(site_lines: str) -> str:
-    """A settings file for web_proxy holding ``site_lines`` as its forward_list body."""
-    fd, path = tempfile.mkstemp(prefix="bench-settings-", suffix=".py")
-    # As nginx here: no access log (WEB_PROXY_BENCH_ACCESS_LOG=1 measures its cost; the
-    # lines go to the process's standard error, which the harness discards).
-    access_log = '"-"' if os.environ.get("WEB_PROXY_BENCH_ACCESS_LOG") else "None"
-    with os.fdopen(fd, "w") as f:
-        f.write(
-            "from settings import *\n"
-            "config.LOGGING_LEVEL = 'WARNING'\n"
-            f"config.access_log = {access_log}\n"
-            f"forward_list = {{\n{site_lines}\n}}\n"
-        )
-    return path
 
 
 def save(name: str, data: object) -> str:

@@ -36,7 +36,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness
-from harness import ROOT, Nginx, Process, Workers, WrkResult, free_port, save, write_config
+from harness import ROOT, Nginx, Process, Workers, WrkResult, free_port, save
+from webproxy import start_web_proxy, write_config
 
 LOREM = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. "
 Server = Process | Workers
@@ -176,7 +177,7 @@ def wrk_post(
     result = WrkResult(
         int(find(r"(\d+) requests in")[0]),
         float(find(r"Requests/sec:\s+([\d.]+)")[0]),
-        float(p99[0]) * harness._UNITS[p99[1]] if p99 else float("nan"),
+        float(p99[0]) * harness.UNITS_MS[p99[1]] if p99 else float("nan"),
         sum(int(x) for x in re.findall(errors, out)),
     )
     if result.errors:
@@ -215,8 +216,7 @@ def main() -> None:
         f'    "app": BackendSite("app", "{backend}", None, []),\n'
         f'    "raw": BackendSite("raw", "{backend}", None, [], map_requests=False),'
     )
-    cmd = [sys.executable, "proxy.py", f"--port={wp_port}", "--address=127.0.0.1"]
-    web_proxy = Process([*cmd, f"--config={config}"], f"{proxy}/.proxy/health")
+    web_proxy = start_web_proxy(wp_port, config)
     bodies: dict[str, tuple[str, str, bytes]] = {
         "100 KB form": ("form", "application/x-www-form-urlencoded", form_body(proxy)),
         "1 MiB JSON": ("json", "application/json; charset=utf-8", json_body(proxy)),

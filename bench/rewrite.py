@@ -10,18 +10,16 @@ default) and "off" (auto_rewrite=False, prefix_links=False).
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from harness import ROOT, Nginx, Process, free_port, save, write_config, wrk
+from harness import ROOT, Nginx, free_port, make_docroot, options, save, wrk
+from webproxy import site_path, site_url, start_web_proxy, write_config
 
 
 def page(origin: str, size: int, links: int) -> bytes:
@@ -59,6 +57,7 @@ def in_process_rewrite_ms(body: bytes, origin: str) -> float:
 
     table = build_site_table({"on": BackendSite("on", origin, None, [])})
     rewriter = build_plans(table)["on"].for_response("/big.html", "text/html", None)
+    assert rewriter is not None, "an HTML page of a rewriting site gets a rewriter"
     times = []
     for _ in range(20):
         t = time.perf_counter()
@@ -69,46 +68,28 @@ def in_process_rewrite_ms(body: bytes, origin: str) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=40)
-    ap.add_argument("--seconds", type=int, default=8)
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
-
-    docroot = tempfile.mkdtemp(prefix="bench-docroot-")
-    os.chmod(docroot, 0o755)
-    nginx = Nginx(docroot)
+    args = options(__doc__, requests=40, seconds=8, rounds=3)
+    nginx = Nginx(make_docroot({}))
     origin = f"http://127.0.0.1:{nginx.static_port}"
     big = page(origin, 1 << 20, 10_000)
     small = page(origin, 9 * 1024, 100)
+    # The page names the backend's port, which is known only once nginx is up.
     for name, body in (("big.html", big), ("small.html", small)):
-        with open(os.path.join(docroot, name), "wb") as f:
+        with open(os.path.join(nginx.docroot, name), "wb") as f:
             f.write(body)
     port = free_port()
     config = write_config(
         f'    "on": BackendSite("on", "{origin}", None, []),\n'
         f'    "off": BackendSite("off", "{origin}", None, [], auto_rewrite=False,'
-        " prefix_links=False),"
+        " prefix_links=False),",
+        extra="config.rewrite_max_bytes = 64 * 1024 * 1024\n",
     )
-    config_text = (
-        open(config)
-        .read()
-        .replace(
-            "from settings import *\n",
-            "from settings import *\nconfig.rewrite_max_bytes = 64 * 1024 * 1024\n",
-        )
-    )
-    with open(config, "w") as f:
-        f.write(config_text)
-    proxy = Process(
-        [sys.executable, "proxy.py", f"--port={port}", "--address=127.0.0.1", f"--config={config}"],
-        f"http://127.0.0.1:{port}/.proxy/health",
-    )
-    results: dict[str, object] = {}
+    proxy = start_web_proxy(port, config)
+    results: dict[str, dict[str, float]] = {}
     try:
         direct, size = timed_get(nginx.static_port, "/big.html", args.requests)
-        off, size_off = timed_get(port, "/.site.off/big.html", args.requests)
-        on, size_on = timed_get(port, "/.site.on/big.html", args.requests)
+        off, size_off = timed_get(port, site_path("off", "/big.html"), args.requests)
+        on, size_on = timed_get(port, site_path("on", "/big.html"), args.requests)
         assert size_off == size == len(big) and size_on != size
         mib = len(big) / (1 << 20)
         pipeline_ms = in_process_rewrite_ms(big, origin)
@@ -125,7 +106,7 @@ def main() -> None:
         best: dict[str, float] = {}
         for _ in range(args.rounds):
             for name in ("off", "on"):
-                r = wrk(f"http://127.0.0.1:{port}/.site.{name}/small.html", args.seconds, 32)
+                r = wrk(site_url(port, name, "/small.html"), args.seconds, 32)
                 if r.errors:
                     sys.exit(f"bench: {r.errors} errors")
                 best[name] = max(best.get(name, 0.0), r.rps)

@@ -12,14 +12,24 @@ wrk, the backend and the proxy, so single runs are noisy).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import ROOT, Nginx, Process, Workers, free_port, save, write_config, wrk
+from harness import (
+    ROOT,
+    Measured,
+    Nginx,
+    Process,
+    Workers,
+    free_port,
+    make_docroot,
+    options,
+    save,
+    wrk,
+)
+from webproxy import site_cookie, site_url, start_web_proxy, write_config
 
 
 def page_9k() -> bytes:
@@ -33,18 +43,9 @@ def page_9k() -> bytes:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=8)
-    ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
-
-    docroot = tempfile.mkdtemp(prefix="bench-docroot-")
-    os.chmod(docroot, 0o755)  # nginx workers run as an unprivileged user
-    page_path = os.path.join(docroot, "page.html")
-    with open(page_path, "wb") as f:
-        f.write(page_9k())
-    nginx = Nginx(docroot)
+    args = options(__doc__, seconds=8, connections=32, rounds=3)
+    nginx = Nginx(make_docroot({"page.html": page_9k()}))
+    page_path = os.path.join(nginx.docroot, "page.html")
     backend = f"http://127.0.0.1:{nginx.static_port}"
     mp_port, wp_port, tp_port = free_port(), free_port(), free_port()
     workers = Workers(nginx.proc.pid)
@@ -68,61 +69,39 @@ def main() -> None:
         [sys.executable, "bench/tornado_page.py", str(tp_port), page_path, "uvloop"],
         f"http://127.0.0.1:{tp_port}/",
     )
-    web_proxy = Process(
-        [
-            sys.executable,
-            "proxy.py",
-            f"--port={wp_port}",
-            "--address=127.0.0.1",
-            f"--config={config}",
-        ],
-        f"http://127.0.0.1:{wp_port}/.proxy/health",
-    )
-    cookie = {"Cookie": ".site=bench"}
-    targets = {
+    web_proxy = start_web_proxy(wp_port, config)
+    cookie = site_cookie("bench")
+    targets: dict[str, tuple[str, dict[str, str], Measured]] = {
         "direct backend (nginx static)": (f"{backend}/page.html", {}, workers),
         "nginx proxy_pass": (f"http://127.0.0.1:{nginx.proxy_port}/page.html", {}, workers),
         "Tornado page from memory (ceiling)": (f"http://127.0.0.1:{tp_port}/", {}, ceiling),
         "minimal Tornado proxy": (f"http://127.0.0.1:{mp_port}/page.html", {}, minimal),
         "web_proxy (cookie)": (f"http://127.0.0.1:{wp_port}/page.html", cookie, web_proxy),
-        "web_proxy (prefix)": (
-            f"http://127.0.0.1:{wp_port}/.site.bench/page.html",
-            cookie,
-            web_proxy,
-        ),
-        "web_proxy (prefix, shim on)": (
-            f"http://127.0.0.1:{wp_port}/.site.shim/page.html",
-            cookie,
-            web_proxy,
-        ),
-        "web_proxy (rewriting on)": (
-            f"http://127.0.0.1:{wp_port}/.site.defaults/page.html",
-            cookie,
-            web_proxy,
-        ),
-        "web_proxy (rewriting on, shim on)": (
-            f"http://127.0.0.1:{wp_port}/.site.defaults_shim/page.html",
-            cookie,
-            web_proxy,
-        ),
     }
+    for label, site in (
+        ("prefix", "bench"),
+        ("prefix, shim on", "shim"),
+        ("rewriting on", "defaults"),
+        ("rewriting on, shim on", "defaults_shim"),
+    ):
+        targets[f"web_proxy ({label})"] = (site_url(wp_port, site, "/page.html"), cookie, web_proxy)
     results: dict[str, dict[str, float]] = {}
     try:
         for _ in range(args.rounds):
             for name, (url, headers, proc) in targets.items():
                 wrk(url, 1, args.connections, headers)  # warm up
-                cpu0 = proc.cpu_seconds() if proc else 0.0
-                r = wrk(url, args.seconds, args.connections, headers)
-                cpu = (proc.cpu_seconds() - cpu0) if proc else 0.0
-                if r.errors:
-                    sys.exit(f"bench: {name}: {r.errors} errors")
+                cpu0 = proc.cpu_seconds()
+                run = wrk(url, args.seconds, args.connections, headers)
+                cpu = proc.cpu_seconds() - cpu0
+                if run.errors:
+                    sys.exit(f"bench: {name}: {run.errors} errors")
                 best = results.get(name)
-                if best is None or r.rps > best["rps"]:
+                if best is None or run.rps > best["rps"]:
                     results[name] = {
-                        "rps": r.rps,
-                        "p99_ms": r.p99_ms,
-                        "cpu_us_per_request": 1e6 * cpu / r.requests if proc else 0.0,
-                        "rss_mib": proc.rss_mib() if proc else 0.0,
+                        "rps": run.rps,
+                        "p99_ms": run.p99_ms,
+                        "cpu_us_per_request": 1e6 * cpu / run.requests,
+                        "rss_mib": proc.rss_mib(),
                     }
     finally:
         web_proxy.stop()
@@ -136,8 +115,8 @@ def main() -> None:
     )
     print(f"{'target':36} {'req/s':>9} {'p99 ms':>8} {'CPU µs/req':>11} {'× minimal':>10}")
     for name, r in results.items():
-        cpu = f"{r['cpu_us_per_request']:.0f}" if r["cpu_us_per_request"] else "-"
-        print(f"{name:36} {r['rps']:9.0f} {r['p99_ms']:8.2f} {cpu:>11} {r['rps'] / base:10.2f}")
+        per = f"{r['cpu_us_per_request']:.0f}" if r["cpu_us_per_request"] else "-"
+        print(f"{name:36} {r['rps']:9.0f} {r['p99_ms']:8.2f} {per:>11} {r['rps'] / base:10.2f}")
     shim = {
         "rewriting off": results["web_proxy (prefix, shim on)"]["rps"]
         / results["web_proxy (prefix)"]["rps"],
@@ -152,12 +131,12 @@ def main() -> None:
         results["nginx proxy_pass"]["cpu_us_per_request"]
         - results["direct backend (nginx static)"]["cpu_us_per_request"]
     )
-    rewriting, minimal = results["web_proxy (rewriting on)"], results["minimal Tornado proxy"]
+    rewriting, yardstick = results["web_proxy (rewriting on)"], results["minimal Tornado proxy"]
     ratios = {
-        "rewriting on / minimal, req/s": rewriting["rps"] / minimal["rps"],
-        "rewriting on / minimal, p99": rewriting["p99_ms"] / minimal["p99_ms"],
+        "rewriting on / minimal, req/s": rewriting["rps"] / yardstick["rps"],
+        "rewriting on / minimal, p99": rewriting["p99_ms"] / yardstick["p99_ms"],
         "ceiling / minimal, req/s": results["Tornado page from memory (ceiling)"]["rps"]
-        / minimal["rps"],
+        / yardstick["rps"],
         "nginx proxy_pass's own CPU µs/req": nginx_cpu,
         "web_proxy prefix CPU / nginx's": results["web_proxy (prefix)"]["cpu_us_per_request"]
         / nginx_cpu,

@@ -14,13 +14,13 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import ROOT, Nginx, Process, free_port, need, save, write_config
+from harness import ROOT, Nginx, Workers, free_port, make_docroot, need, rss_mib, save
+from webproxy import site_url, start_web_proxy, write_config
 
 MiB = 1024 * 1024
 
@@ -32,16 +32,7 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.is_set():
-            total = 0.0
-            for pid in self.pids:
-                try:
-                    with open(f"/proc/{pid}/status") as f:
-                        total += (
-                            next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-                            / 1024
-                        )
-                except (OSError, StopIteration):
-                    pass
+            total = sum(rss_mib(pid) for pid in self.pids)
             self.peak = max(self.peak, total)
             self.halt.wait(0.05)
 
@@ -57,11 +48,6 @@ def download(url: str, limit: str | None) -> float:
     return float(out[0]) / MiB
 
 
-def nginx_worker_pids(master: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
@@ -71,8 +57,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="fast downloads per target; best kept")
     args = ap.parse_args()
 
-    docroot = tempfile.mkdtemp(prefix="bench-docroot-")
-    os.chmod(docroot, 0o755)
+    docroot = make_docroot({})
     path = os.path.join(docroot, "big.bin")
     block = os.urandom(MiB)
     with open(path, "wb") as f:
@@ -83,18 +68,15 @@ def main() -> None:
     backend = f"http://127.0.0.1:{nginx.static_port}"
     port = free_port()
     config = write_config(f'    "files": BackendSite("files", "{backend}", None, []),')
-    proxy = Process(
-        [sys.executable, "proxy.py", f"--port={port}", "--address=127.0.0.1", f"--config={config}"],
-        f"http://127.0.0.1:{port}/.proxy/health",
-    )
+    proxy = start_web_proxy(port, config)
     idle_rss = proxy.rss_mib()  # started and answered its health check, serving nothing
     targets = {
         "direct backend (nginx static)": (f"{backend}/big.bin", []),
         "nginx proxy_pass": (
             f"http://127.0.0.1:{nginx.proxy_port}/big.bin",
-            nginx_worker_pids(nginx.proc.pid),
+            Workers(nginx.proc.pid).pids,
         ),
-        "web_proxy": (f"http://127.0.0.1:{port}/.site.files/big.bin", [proxy.proc.pid]),
+        "web_proxy": (site_url(port, "files", "/big.bin"), [proxy.proc.pid]),
     }
     slow = f"{args.slow_mib_per_s}M"
     results: dict[str, dict[str, float]] = {}
