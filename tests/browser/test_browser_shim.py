@@ -1,5 +1,5 @@
 """The in-page shim in the system Chromium: the mapping cases of tests/data/shim_cases.json
-(the same that tests/test_shim.py runs in Node), every channel it hooks, and pages under a
+(the same that tests/integration/test_shim.py runs in Node), every channel it hooks, and pages under a
 Content-Security-Policy. The ``.site`` cookie names the *other* site throughout, so that a
 request that is not mapped cannot reach the right backend by luck."""
 
@@ -16,14 +16,11 @@ from typing import Any as AnyType
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
-from tornado.websocket import WebSocketHandler
 
 from handlers.config.sites import BackendSite
 from tests.integration.test_shim import CASES, expanded_cases
-from tests.support import chromium, start_proxy
+from tests.support import EchoSocket, chromium, serve_app, start_proxy
 
 PAGE = (
     "<!doctype html><html><head><title>{name}</title>{inline}</head>"
@@ -105,29 +102,21 @@ class Any(RequestHandler):
     post = head = put = delete = get
 
 
-class Echo(WebSocketHandler):
+class Echo(EchoSocket):
     def initialize(self, site: Site) -> None:
         self.site = site
 
     def prepare(self) -> None:
         self.site.seen.append((self.request.path, None))
 
-    def on_message(self, message: str | bytes) -> None:
-        self.write_message(message)
-
 
 @pytest.fixture(scope="module")
 def shimmed(loop_thread):
     sites = {"a": Site("a"), "b": Site("b")}
 
-    async def start():
-        for site in sites.values():
-            sock = bind_sockets(0, "127.0.0.1")[0]
-            site.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-            app = Application([(r"/hook/ws", Echo, {"site": site}), (r".*", Any, {"site": site})])
-            HTTPServer(app).add_sockets([sock])
-
-    loop_thread.run(start())
+    for site in sites.values():
+        app = Application([(r"/hook/ws", Echo, {"site": site}), (r".*", Any, {"site": site})])
+        site.url = f"http://127.0.0.1:{serve_app(loop_thread, app)}"
     proxy = start_proxy(loop_thread, {n: BackendSite(n, s.url) for n, s in sites.items()})
     origin = f"http://127.0.0.1:{proxy.port}"
     with chromium() as browser:

@@ -19,9 +19,7 @@ import urllib.request
 
 import pytest
 
-from tests.support import free_port, require_tool, start_backend
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.support import ROOT, free_port, require_tool, start_backend
 
 
 def _wait(url, timeout=20, expect=200):

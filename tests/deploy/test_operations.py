@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 from tornado.web import Application
-from tornado.websocket import WebSocketHandler, websocket_connect
+from tornado.websocket import websocket_connect
 
 from handlers.config.sites import BackendSite
 from tests.support import (
     ROOT,
+    EchoSocket,
     free_port,
     require_tool,
     run_proxy_process,
+    serve_app,
     spawn_proxy,
     start_backend,
     start_proxy,
@@ -60,11 +60,6 @@ async def _events(handler):
         await handler.flush()
         await asyncio.sleep(0.3)
     handler.finish()
-
-
-class _Echo(WebSocketHandler):
-    def on_message(self, message):
-        self.write_message(message)
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +101,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(
 ):
     ws_port = free_port()
 
-    async def start_ws():
-        sock = bind_sockets(ws_port, "127.0.0.1")
-        server = HTTPServer(Application([(r"/ws", _Echo)]))
-        server.add_sockets(sock)
-
-    loop_thread.run(start_ws())
+    serve_app(loop_thread, Application([(r"/ws", EchoSocket)]), ws_port)
     proc, port = run_proxy_process(
         _config(
             ("b", slow_backend.url),

@@ -1,30 +1,25 @@
 """Backends that misbehave on the wire: the client must see a clear error or a visibly
 broken response, never a silently truncated one marked complete, never a hang."""
 
-import asyncio
 import http.client
 
 import pytest
 
 from handlers.config.sites import BackendSite
-from tests.support import start_proxy
+from tests.support import serve_raw, start_proxy
 
 
 def _raw_backend(loop_thread, response: bytes, close: bool = True):
     """A backend that answers every connection with ``response`` bytes, then closes."""
 
-    async def start():
-        async def handle(reader, writer):
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(response)
-            await writer.drain()
-            if close:
-                writer.close()
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(response)
+        await writer.drain()
+        if close:
+            writer.close()
 
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        return server.sockets[0].getsockname()[1]
-
-    return loop_thread.run(start())
+    return serve_raw(loop_thread, handle)
 
 
 @pytest.fixture(scope="module")

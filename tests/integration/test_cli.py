@@ -9,9 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.support import spawn_proxy, start_backend
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.support import ROOT, spawn_proxy, start_backend
 
 
 def run_proxy(args):

@@ -13,14 +13,13 @@ from the dead site or a refused upgrade; a request with complete framing is answ
 its connection closed) in time. At the end: no connection ever reached the canary, the
 proxy is alive, its memory is flat, and its log holds no traceback.
 
-    FUZZ_REQUESTS=20000 .venv/bin/python -m pytest tests/test_fuzz.py -s   # the long run
+    FUZZ_REQUESTS=20000 .venv/bin/python -m pytest tests/integration/test_fuzz.py -s   # the long run
 
 The default is short, for CI; ``-s`` prints the count and the answers by status.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import os
 import socket
@@ -30,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import free_port, rss_mib, run_proxy_process, start_backend
+from tests.support import free_port, rss_mib, run_proxy_process, serve_raw, start_backend
 
 REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "1500"))
 
@@ -42,19 +41,15 @@ class Canary:
         self.connections = 0
         self.port = 0
 
-    async def start(self) -> None:
-        async def accept(reader, writer):
-            self.connections += 1
-            writer.close()
-
-        server = await asyncio.start_server(accept, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
+    async def accept(self, reader, writer) -> None:
+        self.connections += 1
+        writer.close()
 
 
 @pytest.fixture(scope="module")
 def target(loop_thread, tmp_path_factory):
     canary = Canary()
-    loop_thread.run(canary.start())
+    canary.port = serve_raw(loop_thread, canary.accept)
     backend = start_backend(loop_thread, "a")
     dead = free_port()  # nothing listens there
     tmp = tmp_path_factory.mktemp("fuzz")

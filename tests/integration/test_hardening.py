@@ -10,8 +10,6 @@ import threading
 import time
 
 import pytest
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler, stream_request_body
 
 from handlers.config.sites import BackendSite
@@ -19,6 +17,8 @@ from tests.support import (
     LoopThread,
     rss_mib,
     run_proxy_process,
+    serve_app,
+    serve_raw,
     start_backend,
     start_proxy,
 )
@@ -46,12 +46,8 @@ def start_counting(loop_thread) -> tuple[int, dict[str, int]]:
     """A backend of Counting handlers: (its port, its counts)."""
     counts = {"started": 0, "complete": 0, "bytes": 0}
 
-    async def start():
-        sock = bind_sockets(0, "127.0.0.1")[0]
-        HTTPServer(Application([(r".*", Counting, {"counts": counts})])).add_sockets([sock])
-        return sock.getsockname()[1]
-
-    return loop_thread.run(start()), counts
+    app = Application([(r".*", Counting, {"counts": counts})])
+    return serve_app(loop_thread, app), counts
 
 
 @pytest.fixture(scope="module")
@@ -168,20 +164,16 @@ def test_a_backend_header_with_cr_lf_cannot_split_the_response(loop_thread):
 
     backend = start_backend(loop_thread, "evil", {"/": evil})
 
-    async def raw_backend():
-        # A backend that writes a header value holding CR LF itself.
-        async def answer(reader, writer):
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Evil: a\rSet-Cookie: pwned=1\r\n\r\nok"
-            )
-            await writer.drain()
-            writer.close()
+    # A backend that writes a header value holding CR LF itself.
+    async def answer(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Evil: a\rSet-Cookie: pwned=1\r\n\r\nok"
+        )
+        await writer.drain()
+        writer.close()
 
-        server = await asyncio.start_server(answer, "127.0.0.1", 0)
-        return server.sockets[0].getsockname()[1]
-
-    port = loop_thread.run(raw_backend())
+    port = serve_raw(loop_thread, answer)
     proxy = start_proxy(loop_thread, {"evil": BackendSite("evil", f"http://127.0.0.1:{port}")})
     answer = proxy.raw(b"GET /.site.evil/ HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n")
     head = answer.split(b"\r\n\r\n")[0]
@@ -263,7 +255,7 @@ def test_upstream_requests_beyond_the_queue_get_503_with_retry_after(loop_thread
     [b"Connection: Upgrade\r\nConnection: close\r\n", b"Connection: keep-alive, close\r\n"],
 )
 def test_close_among_other_connection_tokens_closes_after_the_answer(stack, connection):
-    """Found by tests/test_fuzz.py: Tornado closes only for the exact value "close", so
+    """Found by tests/integration/test_fuzz.py: Tornado closes only for the exact value "close", so
     these kept the connection open after the answer, until the idle timeout."""
     with socket.create_connection(("127.0.0.1", stack["proxy"].port), timeout=3) as sock:
         sock.sendall(b"GET /.site.a/ HTTP/1.1\r\nHost: p\r\n" + connection + b"\r\n")

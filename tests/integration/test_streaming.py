@@ -12,7 +12,7 @@ import time
 import pytest
 from tornado.web import stream_request_body
 
-from tests.support import RssSampler, run_proxy_process, start_backend
+from tests.support import RssSampler, run_proxy_process, serve_app, start_backend
 
 MiB = 1024 * 1024
 BLOCK = bytes(range(256)) * 4096  # 1 MiB, a recognisable pattern
@@ -88,8 +88,6 @@ def make_routes(progress: Progress):
 
 
 def _upload_backend(loop_thread, progress: Progress):
-    from tornado.httpserver import HTTPServer
-    from tornado.netutil import bind_sockets
     from tornado.web import Application, RequestHandler
 
     @stream_request_body
@@ -110,13 +108,7 @@ def _upload_backend(loop_thread, progress: Progress):
 
         post = put
 
-    async def start():
-        sock = bind_sockets(0, "127.0.0.1")[0]
-        server = HTTPServer(Application([(r".*", Sink)]), max_body_size=1 << 40)
-        server.add_sockets([sock])
-        return sock.getsockname()[1]
-
-    return loop_thread.run(start())
+    return serve_app(loop_thread, Application([(r".*", Sink)]), max_body_size=1 << 40)
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,11 @@ import asyncio
 
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 from tornado.web import Application
 from tornado.websocket import WebSocketHandler, websocket_connect
 
 from handlers.config.sites import BackendSite
-from tests.support import free_port, start_proxy
+from tests.support import free_port, serve_app, start_proxy
 
 
 class Seen:
@@ -60,13 +58,7 @@ class Echo(WebSocketHandler):
 def ws(loop_thread):
     seen = Seen()
 
-    async def start():
-        sock = bind_sockets(0, "127.0.0.1")[0]
-        server = HTTPServer(Application([(r"/ws", Echo, {"seen": seen})]))
-        server.add_sockets([sock])
-        return sock.getsockname()[1]
-
-    port = loop_thread.run(start())
+    port = serve_app(loop_thread, Application([(r"/ws", Echo, {"seen": seen})]))
     sites = {
         "chat": BackendSite("chat", f"http://127.0.0.1:{port}", None, []),
         "down": BackendSite("down", f"http://127.0.0.1:{free_port()}", None, []),

@@ -1,6 +1,6 @@
 <?php
 // Installs WordPress into an empty database, as wp-admin/install.php does, for
-// tests/test_browser_cms.py: php setup.php <docroot> <base URL>. Then: pretty permalinks,
+// tests/browser/test_browser_cms.py: php setup.php <docroot> <base URL>. Then: pretty permalinks,
 // the classic theme Twenty Twenty-One (it has menus, for nav-menus.php), and a post
 // written directly, whose content names the site by its own absolute URLs.
 [, $docroot, $base] = $argv;
