@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import zlib
 
-try:
-    import brotli
-except ImportError:  # pragma: no cover - brotli is in requirements.txt
-    brotli = None
+import brotli
 
-SUPPORTED = frozenset({"gzip", "x-gzip", "deflate", "identity"} | ({"br"} if brotli else set()))
+SUPPORTED = frozenset({"gzip", "x-gzip", "deflate", "br", "identity"})
 
 
 class TooLarge(Exception):
@@ -40,7 +37,7 @@ def decode(body: bytes, coding: str, limit: int) -> bytes:
             return _inflate(body, zlib.decompressobj(), limit)
         except zlib.error:
             return _inflate(body, zlib.decompressobj(wbits=-15), limit)
-    if coding == "br" and brotli is not None:
+    if coding == "br":
         out = brotli.Decompressor()
         result = bytearray()
         step = 64 * 1024
@@ -67,6 +64,6 @@ def encode(body: bytes, coding: str) -> bytes:
         return compressor.compress(body) + compressor.flush()
     if coding == "deflate":
         return zlib.compress(body, 1)
-    if coding == "br" and brotli is not None:
+    if coding == "br":
         return brotli.compress(body, quality=2)
     raise ValueError(f"unsupported content coding {coding!r}")

@@ -20,8 +20,8 @@ of the two, the absolute form is the one stored content holds (rich text, settin
 menus, JSON from an API), while root-relative links live in a page's own markup, which is
 seldom sent back. One exception is exact too: in XML, an ``href`` or ``loc`` element or an
 ``href`` attribute that filters/xmllinks.py prefixed gets its root-relative path back
-(WebDAV and CalDAV clients send back the hrefs they were given). The README's "What
-comes back exactly" lists what is and is not invertible.
+(WebDAV and CalDAV clients send back the hrefs they were given). docs/translation.md,
+"What comes back exactly", lists what is and is not invertible.
 
 A prefixed URL of a site that is not configured, or on a host that is not the proxy's, is
 left as it is. Everything here is pure; patterns and replacements are ASCII, so text

@@ -3,7 +3,7 @@ checked whole at start-up, and where in the user's file a bad value was set.
 
 A wrong value stops the proxy with one line that names the setting, the file and line
 where it was set, the value, and what was expected, rather than being half-read
-(``trusted_proxies = "10.0.0.0/8"`` was read as ten one-character entries) or ending in
+(``trusted_proxies = "10.0.0.0/8"`` would be ten one-character entries) or ending in
 a traceback (``max_body_size = "10G"``).
 """
 

@@ -104,7 +104,12 @@ class Sessions:
 
 class Throttle:
     """Failed logins per key (a client address, a user name): past ``limit`` failures
-    within ``window`` seconds, further tries wait until the oldest failure ages out."""
+    within ``window`` seconds, further tries wait until the oldest failure ages out.
+
+    Not bounded in memory: every key with a failure holds an entry. Past 10,000 keys,
+    the entries that ``wait`` has emptied (all their failures aged out) are dropped, but
+    an entry with a failure in it stays, so 30,000 distinct names tried make 30,000
+    entries."""
 
     def __init__(self, limit: int = 5, window: float = 300.0) -> None:
         self.limit = limit
@@ -129,7 +134,7 @@ class Throttle:
         now = time.monotonic() if now is None else now
         for key in keys:
             self._failures.setdefault(key, deque()).append(now)
-        if len(self._failures) > 10_000:  # bounded: forget the quietest keys
+        if len(self._failures) > 10_000:  # drop up to 5,000 keys with no failures left
             for key in [k for k, v in self._failures.items() if not v][:5000]:
                 del self._failures[key]
 

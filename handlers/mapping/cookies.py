@@ -18,7 +18,7 @@ Both carry the backend's other attributes (``Max-Age``, ``Expires``, ``HttpOnly`
 ``SameSite``, ...), so an update, an expiry or a deletion reaches both. Site names
 cannot contain ``~``, so a fallback name always says which site it belongs to.
 
-Everything here is pure and unit-tested in tests/test_cookies.py.
+Everything here is pure and unit-tested in tests/unit/test_cookies.py.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def scope_set_cookie(
     ``secure_client`` says whether the browser reached the proxy over https: if not,
     ``Secure`` is dropped (the browser would refuse the cookie) and so is
     ``SameSite=None``, which browsers accept only with ``Secure``. A ``Domain`` naming a
-    configured backend is dropped: the cookie belongs to the proxy's host now.
+    configured backend is dropped: in the browser, the cookie belongs to the proxy's host.
     """
     first, _, rest = value.partition(";")
     name, has_value, _ = first.partition("=")

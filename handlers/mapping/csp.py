@@ -2,7 +2,7 @@
 else: the policy is amended only in the directive that governs script elements, only
 with a source that admits the shim.
 
-Pure; tests in tests/test_shim.py.
+Pure; tests in tests/integration/test_shim.py.
 """
 
 from __future__ import annotations

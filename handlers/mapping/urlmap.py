@@ -9,7 +9,7 @@ filters/links.py, which are built for speed over whole pages.)
 ``to_backend``: a URL a client sent (``Destination``, the resource tags of ``If``,
 ``Referer``, ``Origin``) as the backend would have been sent it by a client talking to it
 directly: the exact inverse. For every URL ``to_proxy`` hands out, ``to_backend`` gives
-back the backend URL it came from (tests/test_urlmap.py checks it as a property).
+back the backend URL it came from (tests/unit/test_urlmap.py checks it as a property).
 
 Everything here is pure.
 """

@@ -184,7 +184,7 @@ class Relay:
         in progress has its Future resolved when the earlier one completes. The last
         write, made by ``sink.finish()`` behind a flush to a slow client, would then say
         "sent" with up to a MiB still in the connection's buffer, and closing on it
-        (``Connection: close``) dropped those bytes (issue 17)."""
+        (``Connection: close``) would drop those bytes (issue 17)."""
         while self.flushing is not None and not self.done:
             await asyncio.wait([self.flushing])  # _flushed runs first: it sends the rest
 

@@ -1,6 +1,6 @@
 """What a relay (handlers/relay/relay.py) writes to: the client's side of one exchange.
 
-``ProxyHandler`` implements it over Tornado's ``RequestHandler``; tests/test_relay.py
+``ProxyHandler`` implements it over Tornado's ``RequestHandler``; tests/integration/test_relay.py
 implements it with a recorder.
 """
 

@@ -27,7 +27,7 @@ def apps(loop_thread):
 
     demo = loop_thread.run(start_sites())
     # With the cookie clearing that settings.py ships: switching sites must not log
-    # anybody out now that cookies are kept per site.
+    # anybody out, since each site's cookies are kept apart.
     proxy = start_proxy(loop_thread, demo.forward_list, clear_old_cookies=True)
     with chromium() as browser:
         context = browser.new_context(viewport={"width": 900, "height": 700})

@@ -162,7 +162,7 @@ def test_notebook_runs_directly_and_through_the_proxy_alike(lab):
     page.wait_for_timeout(1500)
     context.close()
     # No request the app made failed through the proxy that did not fail directly (its
-    # layout saves, PUTs that the server's Origin check refused before issue 9).
+    # layout saves: PUTs that the server's Origin check refuses unless Origin is mapped).
     assert failed_proxied == failed_direct
 
     origin = urlsplit(lab["origin"]).netloc

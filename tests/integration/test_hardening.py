@@ -184,7 +184,7 @@ def test_a_backend_header_with_cr_lf_cannot_split_the_response(loop_thread):
 
 def test_aborted_uploads_leave_memory_flat(tmp_path):
     """2,000 uploads abandoned mid-body, against a proxy process: its resident memory
-    stays within a few MiB (each used to keep ~17 KiB for good)."""
+    stays within a few MiB (an upload that kept its ~17 KiB for good would show)."""
     lt = LoopThread()
     try:
         backend = start_backend(lt, "a")
