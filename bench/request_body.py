@@ -35,12 +35,13 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness
-from harness import ROOT, Nginx, Process, Workers, WrkResult, free_port, save
-from webproxy import start_web_proxy, write_config
+from harness import ROOT, UNITS_MS, Nginx, Process, Workers, WrkResult, free_port, need, save
+from webproxy import SITE_MARK, site_path, start_web_proxy, write_config
 
 LOREM = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. "
 Server = Process | Workers
+APP = site_path("app", "")  # the prefix of the site whose URLs the bodies hold
+MARK = SITE_MARK.encode()  # what every proxy URL in a body holds
 UNICODE = "Grüße aus Zürich, café crème, 東京の夜, Ελληνικά, emoji 🎉✓ — “quoted” "
 
 
@@ -85,9 +86,9 @@ def form_body(proxy: str) -> bytes:
     """About 100 KB: a post editor's form; its content holds 200 proxy URLs."""
     paragraphs = []
     for i in range(200):
-        tag = f'<img src="/.site.app/uploads/2024/05/photo-{i:04d}.jpg" alt="photo {i}">'
+        tag = f'<img src="{APP}/uploads/2024/05/photo-{i:04d}.jpg" alt="photo {i}">'
         if i % 2 == 0:
-            tag = f'<a href="{proxy}/.site.app/docs/page-{i:04d}.html">page {i}</a>'
+            tag = f'<a href="{proxy}{APP}/docs/page-{i:04d}.html">page {i}</a>'
         paragraphs.append(f"<p>{LOREM * 4}{tag} {UNICODE if i % 10 == 0 else ''}</p>\n")
     fields = [
         ("_wpnonce", "8f2c1a9d3e"),
@@ -107,16 +108,16 @@ def json_body(proxy: str) -> bytes:
     blocks: list[dict[str, object]] = []
     for i in range(2000):
         url = [
-            f"/.site.app/uploads/2024/05/img-{i:04d}.jpg",
-            f"{proxy}/.site.app/docs/page-{i:04d}.html",
-            f"/.site.app/media/clip-{i:04d}.mp4",  # written \/-escaped below
-            f'<p>See <a href="/.site.app/docs/{i:04d}">this</a> {UNICODE}</p>',
+            f"{APP}/uploads/2024/05/img-{i:04d}.jpg",
+            f"{proxy}{APP}/docs/page-{i:04d}.html",
+            f"{APP}/media/clip-{i:04d}.mp4",  # written \/-escaped below
+            f'<p>See <a href="{APP}/docs/{i:04d}">this</a> {UNICODE}</p>',
         ][i % 4]
         text = (UNICODE if i % 3 == 0 else "") + LOREM * 4
         blocks.append({"id": i, "type": "para", "url": url, "text": text, "n": [i, i * 2.5]})
     doc = json.dumps({"title": "Export", "blocks": blocks}, ensure_ascii=False)
-    doc = re.sub(r'"/\.site\.app/media/[^"]*"', lambda m: m[0].replace("/", "\\/"), doc)
-    links = [f'{LOREM}{UNICODE}<a href="/.site.app/t/{i}">' for i in range(200)]
+    doc = re.sub(f'"{re.escape(APP)}/media/[^"]*"', lambda m: m[0].replace("/", "\\/"), doc)
+    links = [f'{LOREM}{UNICODE}<a href="{APP}/t/{i}">' for i in range(200)]
     translations = json.dumps(links)  # \u-escaped, as PHP writes JSON
     return f'{{"doc":{doc},"translations":{translations}}}'.encode()
 
@@ -128,7 +129,7 @@ def canonical(body: bytes, kind: str, proxy: str, backend: str | None) -> str:
     else:
         text = json.dumps(json.loads(body), ensure_ascii=False)
     for origin in (proxy, "") if backend else ():  # the absolute URLs first
-        text = text.replace(f"{origin}/.site.app/", f"{backend}/")
+        text = text.replace(f"{origin}{APP}/", f"{backend}/")
     return text
 
 
@@ -150,8 +151,8 @@ def check(name: str, sent: bytes, kind: str, backend: str, proxy: str | None) ->
     else:
         spelled = f"127.0.0.1%3A{backend.rsplit(':', 1)[1]}" if kind == "form" else backend[7:]
         ok = (
-            b".site." not in got
-            and got.count(spelled.encode()) == sent.count(b".site.")
+            MARK not in got
+            and got.count(spelled.encode()) == sent.count(MARK)
             and canonical(got, kind, proxy, None) == canonical(sent, kind, proxy, backend)
         )
     if not ok:
@@ -165,7 +166,7 @@ def wrk_post(
     settle(proc)
     cpu = proc.cpu_seconds()
     opts = ["-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout=60s", "-s"]
-    run = subprocess.run([harness.need("wrk"), *opts, script, url], capture_output=True)
+    run = subprocess.run([need("wrk"), *opts, script, url], capture_output=True)
     cpu, out = proc.cpu_seconds() - cpu, run.stdout.decode()
 
     def find(pattern: str) -> list[str]:
@@ -177,7 +178,7 @@ def wrk_post(
     result = WrkResult(
         int(find(r"(\d+) requests in")[0]),
         float(find(r"Requests/sec:\s+([\d.]+)")[0]),
-        float(p99[0]) * harness.UNITS_MS[p99[1]] if p99 else float("nan"),
+        float(p99[0]) * UNITS_MS[p99[1]] if p99 else float("nan"),
         sum(int(x) for x in re.findall(errors, out)),
     )
     if result.errors:
@@ -235,8 +236,8 @@ def main() -> None:
         "direct backend": (f"{backend}/submit", sink, False),
         "nginx proxy_pass, defaults": (f"{local}:{nginx.proxy_port}/submit", workers, False),
         "nginx proxy_pass, 2 MiB buffer": (f"{local}:{nginx.static_port}/submit", workers, False),
-        "web_proxy, mapping off": (f"{proxy}/.site.raw/submit", web_proxy, False),
-        "web_proxy, mapping on": (f"{proxy}/.site.app/submit", web_proxy, True),
+        "web_proxy, mapping off": (proxy + site_path("raw", "/submit"), web_proxy, False),
+        "web_proxy, mapping on": (f"{proxy}{APP}/submit", web_proxy, True),
     }
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
@@ -267,7 +268,7 @@ def main() -> None:
         shutil.rmtree(workdir)
     print(f"POST bodies, wrk -t1 -d{args.seconds}s, best of {args.rounds}; CPU: the row's server")
     for label, (_kind, _ctype, body) in bodies.items():
-        print(f"\n{label} ({len(body):,} bytes, {body.count(b'.site.'):,} proxy URLs)")
+        print(f"\n{label} ({len(body):,} bytes, {body.count(MARK):,} proxy URLs)")
         print(f"{'target':32} conn {'req/s':>8} {'p99 ms':>8} {'MiB/s':>7} {'CPU µs/req':>10}")
         for conns in args.connections:
             for name, row in results[f"{label}, c{conns}"].items():

@@ -15,7 +15,7 @@ from harness import ROOT, Process
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from filters.names import HEALTH_PATH, SITE_COOKIE, SITE_PREFIX
+from filters.names import HEALTH_PATH, SITE_COOKIE, SITE_MARK, SITE_PREFIX
 
 
 def write_config(site_lines: str, extra: str = "") -> str:
@@ -60,4 +60,4 @@ def site_url(port: int, site: str, path: str) -> str:
     return f"http://127.0.0.1:{port}{site_path(site, path)}"
 
 
-__all__ = ["site_cookie", "site_path", "site_url", "start_web_proxy", "write_config"]
+__all__ = ["SITE_MARK", "site_cookie", "site_path", "site_url", "start_web_proxy", "write_config"]
