@@ -1,12 +1,5 @@
-"""Body transforms: which responses are rewritten, and how."""
+"""Body transforms: which responses are rewritten, and how (filters/pipeline.py).
 
-from filters.pipeline import BodyRewriter, SitePlan, build_plans
-from filters.rules import RuleError, SubsFilterRules
-
-__all__ = [
-    "BodyRewriter",
-    "RuleError",
-    "SitePlan",
-    "SubsFilterRules",
-    "build_plans",
-]
+Importing this package imports none of its modules: settings.py takes SubsFilterRules
+from filters.rules without loading the codecs (brotli) and the pipeline.
+"""

@@ -23,27 +23,7 @@ from typing import NamedTuple
 from tornado.web import create_signed_value, decode_signed_value
 
 from filters.names import SESSION_COOKIE
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-NETWORKS_EXPECTED = 'a list of addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/8"]'
-
-
-def networks(value: object) -> tuple[Network, ...]:
-    """A list of addresses or networks (``trusted_proxies``, ``client_allow``) parsed;
-    ValueError saying what was expected for anything else (a lone string, above all:
-    it would otherwise be read one character at a time)."""
-    if isinstance(value, str | bytes) or not isinstance(value, list | tuple | set | frozenset):
-        raise ValueError(NETWORKS_EXPECTED)
-    out = []
-    for entry in value:
-        if not isinstance(entry, str):
-            raise ValueError(NETWORKS_EXPECTED)
-        try:
-            out.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            raise ValueError(f"{NETWORKS_EXPECTED}; {entry!r} is neither") from None
-    return tuple(out)
+from handlers.config.values import Network, networks
 
 
 def client_ip(remote_ip: str, headers: Mapping[str, str], trusted: Callable[[str], bool]) -> str:

@@ -1,13 +1,74 @@
-"""The options' defaults: one set, the same in Options, in its specs and in the Config
-that settings.py ships."""
+"""The options: declared once (handlers/config/options.py), so the defaults that Options,
+settings.Config and the front door's limits use are one set, and every value is checked
+by its declaration."""
+
+import os
+import subprocess
+import sys
+
+import pytest
 
 import settings
-from handlers.config.options import SPECS, Options
+from handlers.config.errors import ConfigError
+from handlers.config.options import Defaults, Options
+from handlers.config.spec import specs
+from handlers.door.frontdoor import Limits
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_defaults_agree_everywhere():
+def test_config_starts_from_the_declared_defaults():
     defaults = Options()
-    for spec in SPECS:
+    for spec in specs(Options):
         assert getattr(defaults, spec.field) == spec.default, spec.name
+        assert getattr(settings.Config, spec.name) == spec.default, spec.name
     # settings.Config is what users start from: an Options read from it is the default.
     assert Options.from_config(settings.Config()) == defaults
+    assert Limits.of(defaults) == (8 * 1024, 32 * 1024, 100)
+
+
+def test_a_mutable_default_is_not_shared():
+    assert Options().users is not Options().users
+    assert Defaults.users == {} and Defaults.users is not Options().users
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("max_body_size", "10G", "config.max_body_size = '10G': expected a whole number"),
+        ("async_http_client_max_clients", 0, "from 1 to 10,000"),
+        ("client_body_timeout", 0, "a number of seconds above 0, at most 3600"),
+        ("trusted_proxies", "10.0.0.0/8", "expected a list of addresses"),
+        ("trusted_proxies", ["10.0.0.0/33"], "'10.0.0.0/33' is neither"),
+        ("access_log_format", "xml", "one of 'combined', 'json'"),
+        ("LOGGING_LEVEL", "LOUD", "'WARNING'"),
+        ("DEBUG", "yes", "True or False"),
+        ("users", {"alice": "plain"}, "the hash of 'alice' is not an argon2 hash"),
+    ],
+)
+def test_a_bad_value_names_the_setting_and_what_is_expected(name, value, message):
+    config = settings.Config()
+    setattr(config, name, value)
+    with pytest.raises(ConfigError) as info:
+        Options.from_config(config)
+    assert message in str(info.value)
+    assert info.value.setting == name
+
+
+def test_values_are_normalised():
+    config = settings.Config()
+    config.LOGGING_LEVEL = "debug"
+    config.client_header_timeout = 5
+    options = Options.from_config(config)
+    assert options.logging_level == "DEBUG"
+    assert options.client_header_timeout == 5.0 and isinstance(options.client_header_timeout, float)
+
+
+def test_import_settings_loads_only_what_declares_sites():
+    heavy = ("tornado", "pycurl", "argon2", "brotli", "rjsmin")
+    code = f"import sys, settings\nprint(','.join(m for m in {heavy!r} if m in sys.modules))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""

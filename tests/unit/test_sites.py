@@ -3,7 +3,8 @@
 import pytest
 
 from filters.rules import RuleError, SubsFilterRules
-from handlers.config.sites import BackendSite, ConfigError, build_site_table
+from handlers.config.errors import ConfigError
+from handlers.config.sites import BackendSite, build_site_table
 from handlers.door.routing import is_navigation, referer_site, resolve
 
 TABLE = build_site_table(
@@ -159,6 +160,13 @@ def test_site_for_url(url, expected):
         ({"a": BackendSite("a", "http://x", None, [], timeout=0)}, "timeout"),
         ({"a": BackendSite("a", "http://x", None, [], ca_certs="/nonexistent.pem")}, "ca_certs"),
         ({"a": "http://x"}, "expected BackendSite"),
+        # Every keyword is checked by its declaration (handlers/config/backend.py).
+        ({"a": BackendSite("a", "http://x", shim=1)}, "shim=1: expected True or False"),
+        ({"a": BackendSite("a", "http://x", charset="nope")}, "charset='nope': expected"),
+        ({"a": BackendSite("a", "http://x", deny=["("])}, "'(' is not a regular expression"),
+        ({"a": BackendSite("a", "http://x", users="bob")}, "users='bob'"),
+        ({"a": BackendSite("a", "http://x", client_allow="10.0.0.0/8")}, "expected a list"),
+        ({"a": BackendSite("a", "https://x", ca_certs="/nonexistent.pem")}, "does not exist"),
     ],
 )
 def test_bad_config_names_site_and_value(forward_list, message):
@@ -166,7 +174,10 @@ def test_bad_config_names_site_and_value(forward_list, message):
         build_site_table(forward_list)
     assert message in str(info.value)
     if isinstance(forward_list, dict) and forward_list:
-        assert repr(next(iter(forward_list))) in str(info.value)
+        key = next(iter(forward_list))
+        assert repr(key) in str(info.value)
+        # The loader looks for the line of the site's declaration by its name.
+        assert info.value.site == key
 
 
 def test_key_wins_over_name_with_warning(caplog):
