@@ -35,7 +35,7 @@ _CSP_FIELDS = ("content-security-policy", "content-security-policy-report-only")
 
 def backend_origins(table: SiteTable) -> dict[str, str]:
     """Every origin under which a page may name a configured backend (the site table's,
-    handlers/config/sites.py: each backend's netloc in both schemes), as the shim spells it,
+    handlers/config/table.py: each backend's netloc in both schemes), as the shim spells it,
     ``scheme://host[:port]`` with the scheme's default port left out, mapped to the
     site's name."""
     return {
