@@ -85,15 +85,15 @@ def test_default_settings_file_loads(tmp_path):
         ),
         (
             'from settings import *\nforward_list = {"a": BackendSite("a", "gopher://x", None, [])}\n',
-            ["site 'a'", "gopher://x", "http:// or https://"],
+            ["line 2", "site 'a'", "gopher://x", "http:// or https://"],
         ),
         (
             'from settings import *\nforward_list = {"a b": BackendSite("a b", "http://x", None, [])}\n',
-            ["site 'a b'", "site name"],
+            ["line 2", "site 'a b'", "site name"],
         ),
         (
             'from settings import *\nforward_list = {"a": BackendSite("a", "http://10.1.2.3", "10.9.9.9", [])}\n',
-            ["site 'a'", "'10.9.9.9'", "does not match"],
+            ["line 2", "site 'a'", "'10.9.9.9'", "does not match"],
         ),
         # Every Config value and BackendSite keyword has a type and a range: the line
         # names the setting, the file and line where it was set, the value, and what
@@ -161,6 +161,10 @@ def test_default_settings_file_loads(tmp_path):
             'from settings import *\nforward_list = {"a": BackendSite("a", "http://x",'
             ' client_allow="10.0.0.0/8")}\n',
             ["line 2", "client_allow='10.0.0.0/8'", "expected a list"],
+        ),
+        (
+            "from settings import *\n\nforward_list = {}\n",
+            ["line 3", "forward_list is empty"],
         ),
         ("from settings import *\nforward_list = {\n", ["line 2"]),
         ("from settings import *\nforward_list = undefined_name\n", ["line 2", "NameError"]),
