@@ -18,7 +18,9 @@ extension point Tornado documents for subclasses, over ``pycurl.CurlMulti``:
 
 It implements only what the proxy uses; the HTTPRequest features it refuses at fetch time
 (redirects, decompression, ``user_agent``, ``header_callback``, ``prepare_curl_callback``,
-proxies, client certificates, ...) are listed in handlers/upstream/curlopts.py.
+proxies, client certificates, ...) are listed in handlers/upstream/curlopts.py. Its one
+reliance on Tornado beyond the documented interface, the wrapper ``fetch_impl`` is given
+instead of the request, is in handlers/upstream/request.py (``extension``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from tornado.ioloop import IOLoop
 
 from handlers.upstream.curlopts import BODY_METHODS, DEFAULTS, configure, refusal
 from handlers.upstream.errors import UpstreamError
-from handlers.upstream.request import TransferHandle, UpstreamRequest
+from handlers.upstream.request import TransferHandle, UpstreamRequest, extension
 from handlers.upstream.transfer import Transfer
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ class RelayClient(AsyncHTTPClient):
         max_body_size: int = 100 << 20,
     ) -> None:
         super().initialize(defaults={**DEFAULTS, **(defaults or {})})
-        self.loop = IOLoop.current()
+        self.loop = IOLoop.current()  # AsyncHTTPClient's own io_loop is not documented
         self.max_clients = max_clients
         self.ca_file = ca_file  # for https when the request names no ca_certs
         self.max_body_size = max_body_size  # of a response that is not streamed
@@ -107,6 +109,7 @@ class RelayClient(AsyncHTTPClient):
         transfer = Transfer(
             request,
             callback,
+            on_response=extension(request, "on_response"),
             start=self.loop.time(),
             max_body_size=self.max_body_size,
             on_news=self._ready.append,
@@ -122,7 +125,7 @@ class RelayClient(AsyncHTTPClient):
         if refused is not None:
             self._complete(transfer, refused)
             return
-        handle = getattr(request, "handle", None)
+        handle = extension(request, "handle")
         if isinstance(handle, TransferHandle):
             handle.transfer = transfer
             if handle.aborted:
@@ -181,7 +184,7 @@ class RelayClient(AsyncHTTPClient):
         return transfer
 
     def _complete(self, transfer: Transfer, error: BaseException | None) -> None:
-        handle = getattr(transfer.request, "handle", None)
+        handle = extension(transfer.request, "handle")
         if isinstance(handle, TransferHandle):
             handle.transfer = None  # no cycle left through the caller's methods
         transfer.finish(error, self.loop.time())

@@ -16,6 +16,8 @@ from typing import Any
 import pycurl
 from tornado.httpclient import HTTPRequest
 
+from handlers.upstream.request import extension
+
 # libcurl's receive buffer: larger chunks mean fewer Python calls per MiB relayed.
 CURL_BUFFER_SIZE = 256 * 1024
 # HTTPRequest fields RelayClient does not implement: a request that sets one is refused.
@@ -42,7 +44,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 def refusal(request: HTTPRequest, has_body: bool) -> ValueError | None:
     """Why RelayClient will not send ``request``, or None."""
     for name in REFUSED:
-        if getattr(request, name, None):
+        if getattr(request, name):
             return ValueError(f"RelayClient does not support {name}")
     if request.allow_ipv6 is False:
         return ValueError("RelayClient does not support allow_ipv6=False")
@@ -61,7 +63,7 @@ def configure(
     setopt(pycurl.NOSIGNAL, 1)
     setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
     setopt(pycurl.BUFFERSIZE, CURL_BUFFER_SIZE)
-    target = getattr(request, "request_target", None)
+    target = extension(request, "request_target")
     if target is not None:
         # As given: no squashing of "/../", no upper-casing of "%2e".
         setopt(pycurl.PATH_AS_IS, 1)
@@ -82,7 +84,7 @@ def configure(
         setopt(pycurl.CONNECTTIMEOUT_MS, int(1000 * request.connect_timeout))
     if request.request_timeout:
         setopt(pycurl.TIMEOUT_MS, int(1000 * request.request_timeout))
-    idle = getattr(request, "idle_timeout", None)
+    idle = extension(request, "idle_timeout")
     if idle:
         # Under 1 byte/s for that long (time spent paused is not counted).
         setopt(pycurl.LOW_SPEED_LIMIT, 1)

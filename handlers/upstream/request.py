@@ -10,6 +10,16 @@ from tornado.httpclient import HTTPRequest
 from handlers.upstream.transfer import ResponseCallback, Transfer
 
 
+def extension(request: HTTPRequest, name: str) -> Any:
+    """``request``'s ``UpstreamRequest`` field ``name``, or None for a plain request.
+
+    ``fetch_impl`` is not given the caller's request but Tornado's wrapper of it, which
+    adds the client's defaults and forwards every other attribute to the request
+    (``_RequestProxy`` in tornado/httpclient.py, undocumented). The fields above are
+    read through that forwarding here and nowhere else."""
+    return getattr(request, name, None)
+
+
 class TransferHandle:
     """The caller's hold on a transfer started from an ``UpstreamRequest``."""
 

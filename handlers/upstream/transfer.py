@@ -86,6 +86,7 @@ class Transfer:
         request: HTTPRequest,
         on_done: Callable[[HTTPResponse], None],
         *,
+        on_response: ResponseCallback | None,
         start: float,
         max_body_size: int,
         on_news: Callable[[Transfer], None],
@@ -93,7 +94,7 @@ class Transfer:
         on_abort: Callable[[Transfer, str], None],
     ) -> None:
         self.request = request
-        self.on_response = getattr(request, "on_response", None)
+        self.on_response = on_response
         self.on_chunk = request.streaming_callback  # type: ignore[assignment]
         self.max_body_size = max_body_size
         self.start = start
