@@ -23,7 +23,7 @@ import logging
 import re
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from tornado.httputil import (
     HTTPConnection,
@@ -34,6 +34,7 @@ from tornado.httputil import (
     ResponseStartLine,
 )
 
+from handlers.config.options import Options
 from handlers.door.pages import error_html
 from handlers.mapping.headers import ends_connection
 
@@ -43,14 +44,16 @@ _DIGITS = re.compile(r"[0-9]+")
 
 
 class Limits(NamedTuple):
-    max_uri_bytes: int = 8 * 1024
-    max_header_bytes: int = 32 * 1024
-    max_header_count: int = 100
+    """The limits of a request's head: three settings of Options, by the same names
+    (their defaults and ranges are declared there, in handlers/config/options.py)."""
+
+    max_uri_bytes: int
+    max_header_bytes: int
+    max_header_count: int
 
     @classmethod
-    def of(cls, options: Any) -> Limits:
-        """The limits that ``options`` (handlers.config.options.Options) set."""
-        return cls(options.max_uri_bytes, options.max_header_bytes, options.max_header_count)
+    def of(cls, options: Options) -> Limits:
+        return cls(*(getattr(options, name) for name in cls._fields))
 
 
 def refusal(
