@@ -30,6 +30,7 @@ RESULTS = os.path.join(ROOT, "bench", "results")
 _HELP = {
     "seconds": "seconds of load per wrk run",
     "connections": "wrk's open connections",
+    "high": "a second, higher number of connections (0: none)",
     "rounds": "runs per target; the best is kept (2 shared cores make single runs noisy)",
     "requests": "timed GETs per page",
 }

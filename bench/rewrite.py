@@ -5,7 +5,8 @@
 
 Everything runs on 127.0.0.1, in one run: an nginx backend serves the pages, and one
 web_proxy process serves two sites on that backend, "on" (automatic rewriting, the
-default) and "off" (auto_rewrite=False, prefix_links=False).
+default) and "off" (auto_rewrite=False, prefix_links=False). The 1 MiB page also goes
+through the minimal proxy's one-regex rewriting twin (bench/minimal_proxy.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import ROOT, Nginx, free_port, make_docroot, options, save, wrk
+from harness import ROOT, Nginx, Process, free_port, make_docroot, options, save, wrk
 from webproxy import site_path, site_url, start_web_proxy, write_config
 
 
@@ -79,18 +80,25 @@ def main() -> None:
             f.write(body)
     port = free_port()
     config = write_config(
-        f'    "on": BackendSite("on", "{origin}", None, []),\n'
+        # The in-page shim off on both: rewriting is measured alone.
+        f'    "on": BackendSite("on", "{origin}", None, [], shim=False),\n'
         f'    "off": BackendSite("off", "{origin}", None, [], auto_rewrite=False,'
-        " prefix_links=False),",
+        " prefix_links=False, shim=False),",
         extra="config.rewrite_max_bytes = 64 * 1024 * 1024\n",
     )
     proxy = start_web_proxy(port, config)
+    twin_port = free_port()
+    twin = Process(
+        [sys.executable, "bench/minimal_proxy.py", str(twin_port), origin, "on"],
+        f"http://127.0.0.1:{twin_port}/big.html",
+    )
     results: dict[str, dict[str, float]] = {}
     try:
         direct, size = timed_get(nginx.static_port, "/big.html", args.requests)
         off, size_off = timed_get(port, site_path("off", "/big.html"), args.requests)
         on, size_on = timed_get(port, site_path("on", "/big.html"), args.requests)
-        assert size_off == size == len(big) and size_on != size
+        regex, size_regex = timed_get(twin_port, "/big.html", args.requests)
+        assert size_off == size == len(big) and size_on == size_regex != size
         mib = len(big) / (1 << 20)
         pipeline_ms = in_process_rewrite_ms(big, origin)
         results["big"] = {
@@ -99,6 +107,8 @@ def main() -> None:
             "direct_ms": direct,
             "proxy_rewrite_off_ms": off,
             "proxy_rewrite_on_ms": on,
+            "minimal_one_regex_ms": regex,
+            "on_vs_one_regex": on / regex,
             "rewriting_adds_ms_per_mib": (on - off) / mib,
             "pipeline_ms_per_mib": pipeline_ms / mib,
             "pipeline_mib_per_s": mib / (pipeline_ms / 1000),
@@ -119,6 +129,7 @@ def main() -> None:
         }
     finally:
         proxy.stop()
+        twin.stop()
         nginx.stop()
         os.unlink(config)
     b, s = results["big"], results["small"]
@@ -126,6 +137,8 @@ def main() -> None:
     print(f"  straight from the backend        {b['direct_ms']:7.1f} ms")
     print(f"  through web_proxy, rewriting off {b['proxy_rewrite_off_ms']:7.1f} ms")
     print(f"  through web_proxy, rewriting on  {b['proxy_rewrite_on_ms']:7.1f} ms")
+    print(f"  minimal proxy, one-regex rewrite {b['minimal_one_regex_ms']:7.1f} ms")
+    print(f"  rewriting on / one-regex twin    {b['on_vs_one_regex']:7.2f}")
     print(f"  rewriting adds                   {b['rewriting_adds_ms_per_mib']:7.1f} ms per MiB")
     print(
         f"  the pipeline alone               {b['pipeline_ms_per_mib']:7.1f} ms per MiB"
