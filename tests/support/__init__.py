@@ -9,6 +9,7 @@ from tests.support.processes import (
     spawn_proxy,
     spawn_server,
 )
+from tests.support.properties import examples
 from tests.support.servers import (
     Backend,
     EchoSocket,
@@ -37,6 +38,7 @@ __all__ = [
     "RssSampler",
     "Seen",
     "chromium",
+    "examples",
     "free_port",
     "require_tool",
     "rss_mib",

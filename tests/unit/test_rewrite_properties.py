@@ -18,6 +18,7 @@ from filters.pipeline import build_plans
 from filters.rules import SubsFilterRules
 from handlers.config.sites import BackendSite, build_site_table
 from handlers.context import plans_for
+from tests.support.properties import examples
 
 
 @dataclass
@@ -127,7 +128,9 @@ def _check(charset: str, page: tuple[str, str], bom: bool = False) -> None:
     assert rewrite(out, f"text/plain; charset={charset}" if not bom else "text/plain") == out
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @SETTINGS

@@ -20,6 +20,7 @@ from filters.reverse import ReverseLinks
 from handlers.config.sites import BackendSite, build_site_table
 from handlers.context import plans_for
 from handlers.mapping.urlmap import to_backend, to_proxy
+from tests.support.properties import examples
 
 SITES = {
     "a": BackendSite("a", "http://10.1.2.3", "10.1.2.3", []),
@@ -138,7 +139,7 @@ class _Field(HTMLParser):
         self._in_textarea = False
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_field_of_an_html_page_comes_back_as_served(data):
     charset = data.draw(st.sampled_from(CHARSETS))
@@ -162,7 +163,7 @@ def test_a_field_of_an_html_page_comes_back_as_served(data):
     assert _received(back, content_type, charset) == value
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data())
 def test_a_field_of_a_json_document_comes_back_as_served(data):
     site = data.draw(st.sampled_from(list(SITES)))
@@ -201,7 +202,7 @@ def test_text_without_the_proxys_urls_is_never_changed(text, host):
         assert mapper.body(text.encode("utf-8", "surrogatepass"), content_type) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data())
 def test_a_document_sent_back_as_received_reaches_the_backend_byte_for_byte(data):
     """A script that saves what it loaded (a JSON document, a text file) sends the
