@@ -23,7 +23,7 @@ import logging
 import re
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tornado.httputil import (
     HTTPConnection,
@@ -35,7 +35,8 @@ from tornado.httputil import (
 )
 
 from handlers.config.options import Options
-from handlers.door.pages import error_html
+from handlers.door.http1 import peer_address
+from handlers.door.markup import error_html
 from handlers.mapping.headers import ends_connection
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,10 @@ class FrontDoor(HTTPServerConnectionDelegate):
         self._ended: weakref.WeakSet[object] = weakref.WeakSet()
         # Client connections open now (a shutdown waits a moment for idle ones).
         self.connections: weakref.WeakSet[object] = weakref.WeakSet()
+
+    def configure(self, options: Any) -> None:
+        """Take the limits of reloaded options (handlers/ops/state.py)."""
+        self.limits = Limits.of(options)
 
     def start_request(
         self, server_conn: object, request_conn: HTTPConnection
@@ -183,8 +188,7 @@ class _Checked(HTTPMessageDelegate):
         )
         self.request_conn.finish()
         if self.door.on_refused is not None:
-            context = getattr(self.request_conn, "context", None)
-            client = str(getattr(context, "remote_ip", "") or "")
+            client = peer_address(self.request_conn)
             self.door.on_refused(start_line, request_headers, status, len(sent), client)
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:

@@ -21,7 +21,8 @@ from argon2.exceptions import Argon2Error, InvalidHashError
 
 from filters.names import LOGIN_PATH, PROXY_PAGES, SESSION_COOKIE
 from handlers.door.access import in_networks
-from handlers.door.pages import PageHandler, render_page
+from handlers.door.markup import render_page
+from handlers.door.pages import PageHandler
 from handlers.door.target import client_is_secure
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class LoginHandler(PageHandler):
             max_age=context.options.session_seconds,
             httponly=True,
             samesite="Lax",
-            secure=client_is_secure(self, context),
+            secure=client_is_secure(self.request, context),
         )
         self.redirect(next_path)
 

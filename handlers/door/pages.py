@@ -1,132 +1,37 @@
-"""The proxy's own pages: the site list, health, and error pages that share its look."""
+"""The proxy's own pages (the site list, health, metrics, the shim, a site's status), and
+the base of every handler of the proxy: its access record, error pages in the house style,
+and the answers the proxy gives itself (handlers/door/target.py ``Answer``)."""
 
 from __future__ import annotations
 
-from html import escape
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tornado.concurrent import Future
 from tornado.httpclient import HTTPRequest
 from tornado.httputil import responses
 from tornado.web import RequestHandler
 
-from filters.names import LOGIN_PATH, LOGOUT_PATH, PROXY_PAGES, SITE_PREFIX, STATUS_PATH
-from handlers.config.sites import SiteTable
 from handlers.context import ProxyContext
+from handlers.door import http1
 from handlers.door.access import in_networks
+from handlers.door.markup import error_html, site_list_html
+from handlers.door.target import Answer, site_list
 from handlers.mapping.cookies import cookie_value
 from handlers.mapping.headers import ends_connection
-from handlers.ops import accesslog
-
-if TYPE_CHECKING:
-    from handlers.ops.state import ProxyState
-
-# The pages carry their style inline: they must work offline and with no other route.
-_STYLE = (Path(__file__).parent.parent / "assets" / "pages.css").read_text(encoding="utf-8")
+from handlers.ops.accesslog import describe
+from handlers.ops.record import AccessRecord
+from handlers.ops.state import ProxyState
 
 
-def render_page(title: str, body_html: str) -> str:
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><main>{body_html}</main></body></html>"
-    )
-
-
-# Fills in each site's health from /.proxy/status/<name> after the page has shown.
-_HEALTH_SCRIPT = (
-    f'var STATUS = "{STATUS_PATH}";'
-    + """
-document.querySelectorAll("[data-site]").forEach(function (row) {
-  var badge = row.querySelector(".health");
-  fetch(STATUS + encodeURIComponent(row.dataset.site), {cache: "no-store"})
-    .then(function (r) { return r.json(); })
-    .then(function (s) {
-      badge.textContent = s.up ? "up" : "down";
-      badge.title = s.detail;
-      badge.className = "health " + (s.up ? "up" : "down");
-    })
-    .catch(function () { badge.textContent = "unknown"; });
-});
-"""
-)
-
-
-def site_list_html(
-    table: SiteTable,
-    current: str | None,
-    visible: set[str] | None = None,
-    user: str | None = None,
-) -> str:
-    """The site list: the sites in ``visible`` (all when None), and who is logged in."""
-    items = []
-    for site in table:
-        if visible is not None and site.name not in visible:
-            continue
-        name = escape(site.name)
-        mark = '<span class="current">current</span>' if site.name == current else ""
-        about = (
-            f"<br><span class=about>{escape(site.description)}</span>" if site.description else ""
-        )
-        items.append(
-            f'<li data-site="{name}"><span><a class="name" href="{SITE_PREFIX}{name}/">'
-            f"{name}</a>{mark}<br><span class=url>{escape(site.base_url)}</span>{about}</span>"
-            f'<span><span class="health">checking</span> '
-            f'<a class="open" href="{SITE_PREFIX}{name}/">open &rarr;</a></span></li>'
-        )
-    chosen = (
-        f"Your browser is on <b>{escape(current)}</b>: links without a prefix go there."
-        if current in table.by_name
-        else "Open a site to browse it through the proxy."
-    )
-    if not items:
-        chosen = "There is no site here that you may open."
-    who = (
-        f'<form class=who method=post action="{LOGOUT_PATH}">Logged in as '
-        f"<b id=user>{escape(user)}</b> <button>Log out</button></form>"
-        if user
-        else ""
-    )
-    return render_page(
-        "web_proxy: sites",
-        f"{who}<h1>Sites behind this proxy</h1>"
-        f"<p class=sub>{chosen}</p>"
-        f'<ul class="sites">{"".join(items)}</ul>'
-        f"<script>{_HEALTH_SCRIPT}</script>",
-    )
-
-
-def show_site_list(handler: Any, context: ProxyContext, current: str | None) -> None:
-    """The site list, with only the sites this client may open; with the login on and
-    nobody logged in, the login page instead."""
-    request = handler.request
-    ip, user = context.client_ip(request), context.user(request)
-    decisions = {site.name: context.may_open(site, ip, user) for site in context.table}
-    if any(d.login for d in decisions.values()):
-        handler.redirect(LOGIN_PATH)
-        return
-    visible = {name for name, d in decisions.items() if d.allowed}
-    handler.set_header("Cache-Control", "no-store")
-    handler.finish(site_list_html(context.table, current, visible, user))
-
-
-def error_html(status: int, title: str, detail: str) -> str:
-    return render_page(
-        f"{status} {title}",
-        f"<p class=code>{status}</p><h1>{escape(title)}</h1><p>{escape(detail)}</p>"
-        f'<p><a href="{PROXY_PAGES}">&larr; All sites</a></p>',
-    )
-
-
-class PageMixin:
-    """Error pages in the house style, no traceback: for every handler of the proxy."""
+class PageHandler(RequestHandler):
+    """The base of every handler of the proxy (the WebSocket relay's too): it counts the
+    request in and out of the state, keeps its access record, and answers errors with
+    the proxy's pages, never a traceback."""
 
     state: ProxyState
     context: ProxyContext
-    site_name = "-"  # the site a request went to; "-" for the proxy's own pages
-    sent_bytes = 0  # body bytes written to the client
-    received_bytes = 0  # request body bytes read from it
+    record: AccessRecord
+    received_bytes = 0  # request body bytes read from the client
     head_flushed = False  # the status line and headers have gone out
     last_on_connection = False  # the response said "Connection: close"
 
@@ -135,30 +40,28 @@ class PageMixin:
         # whatever a reload does meanwhile (handlers/ops/state.py).
         self.state = state
         self.context = state.context
+        self.record = AccessRecord(self.request.method or "GET")
         state.started()
 
-    def on_finish(self: Any) -> None:
+    def on_finish(self) -> None:
         self.state.ended()
 
-    def write(self: Any, chunk: Any) -> None:
+    def write(self, chunk: str | bytes | dict) -> None:
         if isinstance(chunk, bytes | str):
-            self.sent_bytes += len(chunk)
-        super().write(chunk)  # type: ignore[misc]
+            self.record.sent += len(chunk)
+        super().write(chunk)
 
-    def access_record(self: Any, full: bool = True) -> dict[str, Any]:
-        """This request as the metrics see it, and with ``full`` as the access log does."""
-        request = self.request
-        method = request.method or "GET"
-        fields = accesslog.record(
-            method,
-            self.get_status(),
-            0 if method == "HEAD" else self.sent_bytes,
-            self.received_bytes,
-            self.site_name,
-        )
+    def access_record(self, full: bool = True) -> AccessRecord:
+        """This request's record, complete for the metrics, and with ``full`` for the
+        access log too (who asked for what: it costs a little, so only when logged)."""
+        record, request = self.record, self.request
+        record.status = self.get_status()
+        record.received = self.received_bytes
+        if record.method == "HEAD":
+            record.sent = 0  # Tornado left the body out
         if full:
-            accesslog.describe(
-                fields,
+            describe(
+                record,
                 seconds=request.request_time(),
                 client=self.context.client_ip(request),
                 user=self.context.user(request),
@@ -166,15 +69,28 @@ class PageMixin:
                 protocol=request.version,
                 headers=request.headers,
             )
-        return fields
+        return record
 
-    def write_error(self: Any, status_code: int, **kwargs: object) -> None:
+    def answer(self, answer: Answer) -> None:
+        """Send an answer the proxy gives itself: a redirect, the site list or an error page."""
+        if answer.location is not None:
+            self.redirect(answer.location, status=answer.status)
+            return
+        sites = answer.sites
+        if sites is None:
+            self.send_error_page(answer.status, answer.reason, answer.detail, dict(answer.headers))
+            return
+        for name, value in answer.headers:
+            self.set_header(name, value)
+        self.finish(site_list_html(self.context.table, sites.current, sites.visible, sites.user))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
         reason = str(kwargs.get("reason") or responses.get(status_code, "Error"))
         self.finish(error_html(status_code, reason, "The proxy could not answer this request."))
 
-    def flush(self: Any, include_footers: bool = False) -> Any:
+    def flush(self, include_footers: bool = False) -> Future[None]:
         if not self.head_flushed:
             self.head_flushed = True
             if self.state.draining and self.get_status() != 101:
@@ -182,20 +98,26 @@ class PageMixin:
                 # a client (nginx) never sends another request on it.
                 self.set_header("Connection", "close")
                 self.last_on_connection = True
-        return super().flush(include_footers)  # type: ignore[misc]
+        return super().flush(include_footers)
 
-    def finish(self: Any, chunk: Any = None) -> Any:
-        done = super().finish(chunk)  # type: ignore[misc]
+    def finish(self, chunk: str | bytes | dict | None = None) -> Future[None]:
+        done = super().finish(chunk)
         request = self.request
         if self.last_on_connection or ends_connection(request.version, request.headers):
             # The client asked for this to be the last response, or it was told so: close
             # once it is sent, whatever Tornado made of the Connection field.
+            # The callback holds the connection, not the handler: a handler must be freed
+            # by reference counting as soon as it is done (tests/integration/proxy/test_load.py).
             connection = request.connection
-            done.add_done_callback(lambda _: connection.close())
+            done.add_done_callback(lambda _: http1.close(connection))
         return done
 
+    def close_connection(self) -> None:
+        """Close the client's connection now (the interface lacks it: handlers/door/http1.py)."""
+        http1.close(self.request.connection)
+
     def send_error_page(
-        self: Any, status: int, title: str, detail: str, headers: dict[str, str] | None = None
+        self, status: int, title: str, detail: str, headers: dict[str, str] | None = None
     ) -> None:
         self.clear()
         self.set_status(status)
@@ -207,13 +129,10 @@ class PageMixin:
         self.finish(error_html(status, title, detail))
 
 
-class PageHandler(PageMixin, RequestHandler):
-    pass
-
-
 class SiteListHandler(PageHandler):
     def get(self) -> None:
-        show_site_list(self, self.context, cookie_value(self.request.headers.get("Cookie")))
+        current = cookie_value(self.request.headers.get("Cookie"))
+        self.answer(site_list(self.request, self.context, current))
 
     head = get
 

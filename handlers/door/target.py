@@ -1,19 +1,22 @@
-"""What every proxied request does first: find its site, or answer for it."""
+"""What every proxied request does first: find its site and check that the client may open
+it. The outcome is a value: a ``Target`` to relay the request to, or an ``Answer`` the proxy
+gives itself (an error page, a redirect, the site list). The handler acts on it; nothing
+here writes to the client."""
 
 from __future__ import annotations
 
 import logging
 import re
 import urllib.parse
+from dataclasses import dataclass
 from typing import NamedTuple
 
-from tornado.web import RequestHandler
+from tornado.httputil import HTTPServerRequest
 
 from filters.names import LOGIN_PATH, SITE_PREFIX
 from filters.requestbody import BodyMapper
 from handlers.config.sites import Site
 from handlers.context import ProxyContext
-from handlers.door.pages import show_site_list
 from handlers.door.routing import is_navigation, referer_site, resolve
 from handlers.mapping.cookies import cookie_value
 from handlers.mapping.headers import upstream_headers
@@ -38,30 +41,43 @@ class Target(NamedTuple):
         return self.via == "prefix"
 
 
-def client_is_secure(handler: RequestHandler, context: ProxyContext) -> bool:
-    """https between the browser and us, or between the browser and a trusted proxy in
-    front of us (X-Forwarded-Proto)."""
-    request = handler.request
-    if request.protocol == "https":
-        return True
-    forwarded = request.headers.get("X-Forwarded-Proto") or request.headers.get("X-Scheme")
-    if forwarded and context.is_trusted(request.remote_ip or ""):
-        return forwarded.split(",")[0].strip().lower() == "https"
-    return False
+@dataclass(frozen=True, slots=True)
+class SiteList:
+    """What the site list shows: the sites this client may open, and who is logged in."""
+
+    current: str | None  # the site the .site cookie names
+    visible: frozenset[str]
+    user: str | None
 
 
-def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | None:
-    """The site and path a request names; None when the handler has already answered
-    (400 for a forward-proxy request, 404 for an unknown site, the site list, or a
-    redirect: the slash after /.site.<name>, or a page's unprefixed navigation)."""
-    request = handler.request
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the proxy answers itself, nothing asked of a backend: the error page of
+    ``status`` (``reason``, ``detail``), a redirect to ``location``, or the site list
+    (``sites``); ``headers`` go with it."""
+
+    status: int
+    reason: str
+    detail: str = ""
+    location: str | None = None
+    sites: SiteList | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def redirect(location: str) -> Answer:
+    return Answer(302, "Found", location=location)
+
+
+def decide(request: HTTPServerRequest, context: ProxyContext) -> Target | Answer:
+    """The site and path a request names, or the answer it gets instead: 400 for a
+    forward-proxy request, 404 for an unknown site, the site list, a refusal (403, 401 or
+    the login page), or a redirect (the slash after /.site.<name>, or a page's unprefixed
+    navigation)."""
     uri = request.uri or ""
     if not uri.startswith("/"):
         # Absolute-form ("GET http://host/ HTTP/1.1") or asterisk-form targets are
         # requests for a forward proxy; this one reaches only its own sites.
-        detail = "This proxy serves only paths that start with '/'."
-        handler.send_error_page(400, "Bad Request", detail)  # type: ignore[attr-defined]
-        return None
+        return Answer(400, "Bad Request", "This proxy serves only paths that start with '/'.")
     bad = _BAD_TARGET.search(uri)
     if bad is not None:
         # A fragment is the client's business and never part of a request target (RFC
@@ -69,10 +85,7 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
         # for (DELETE /dir/#x would delete /dir/). Control bytes have no place there
         # either, and the target goes upstream byte for byte.
         what = "a fragment ('#')" if bad.group() == "#" else "a control character"
-        handler.send_error_page(  # type: ignore[attr-defined]
-            400, "Bad Request", f"The request target contains {what}."
-        )
-        return None
+        return Answer(400, "Bad Request", f"The request target contains {what}.")
     headers = request.headers
     cookie_site = cookie_value(headers.get("Cookie"))
     referer_name = referer_site(headers.get("Referer"), headers.get("Host"))
@@ -80,15 +93,13 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
     site = resolution.site
     if site is None:
         if not resolution.via_prefix and cookie_site is None and request.path == "/":
-            show_site_list(handler, context, None)
-            return None
+            return site_list(request, context, None)
         detail = (
             f"No site named {resolution.name!r} is configured on this proxy."
             if resolution.name
             else "Choose a site to open."
         )
-        handler.send_error_page(404, "Unknown site", detail)  # type: ignore[attr-defined]
-        return None
+        return Answer(404, "Unknown site", detail)
     ip, user = context.client_ip(request), context.user(request)
     rest, mapper = resolution.rest, None
     if site.map_requests and not site.knows_proxy:
@@ -98,41 +109,67 @@ def resolve_target(handler: RequestHandler, context: ProxyContext) -> Target | N
             other = context.table.get(name)
             return other is not None and context.may_open(other, ip, user).allowed
 
-        mapper = BodyMapper(context.reverse, proxy_hosts(handler, context), site.charset, may_open)
+        mapper = BodyMapper(context.reverse, proxy_hosts(request, context), site.charset, may_open)
         rest = mapper.query(rest)
     # The rules see the target as the client sent it and as the backend will get it.
     decision = context.decide(site, ip, user, rest)
     if decision.allowed and rest != resolution.rest:
         decision = context.decide(site, ip, user, resolution.rest)
     if not decision.allowed:
-        refuse(handler, decision.login)
-        return None
+        return refusal(request, decision.login)
     if resolution.via_prefix and not uri.startswith(f"{SITE_PREFIX}{site.name}/"):
         # "/.site.name" or "/.site.name?x": the page's relative links need the slash.
-        handler.redirect(f"{SITE_PREFIX}{site.name}{resolution.rest}")
-        return None
+        return redirect(f"{SITE_PREFIX}{site.name}{resolution.rest}")
     navigation = is_navigation(headers)
     if resolution.via == "referer" and navigation and request.method in ("GET", "HEAD"):
         # A page of this site navigated to one of its root-relative URLs in a way no
         # rewriting could see (location.href = "/x" in a script): take the browser to
         # the prefixed URL, so that the address bar, reloads and bookmarks keep the site.
-        handler.redirect(f"{SITE_PREFIX}{site.name}{uri}")
-        return None
-    return Target(
-        site,
-        rest,
-        resolution.via,
-        cookie_site,
-        navigation,
-        client_is_secure(handler, context),
-        mapper,
+        return redirect(f"{SITE_PREFIX}{site.name}{uri}")
+    secure = client_is_secure(request, context)
+    return Target(site, rest, resolution.via, cookie_site, navigation, secure, mapper)
+
+
+def site_list(request: HTTPServerRequest, context: ProxyContext, current: str | None) -> Answer:
+    """The site list, with only the sites this client may open; with the login on and
+    nobody logged in, the login page instead."""
+    ip, user = context.client_ip(request), context.user(request)
+    decisions = {site.name: context.may_open(site, ip, user) for site in context.table}
+    if any(d.login for d in decisions.values()):
+        return redirect(LOGIN_PATH)
+    visible = frozenset(name for name, d in decisions.items() if d.allowed)
+    return Answer(
+        200, "OK", sites=SiteList(current, visible, user), headers=(("Cache-Control", "no-store"),)
     )
 
 
-def proxy_hosts(handler: RequestHandler, context: ProxyContext) -> list[str]:
+def refusal(request: HTTPServerRequest, login: bool) -> Answer:
+    """The answer to a request the access rules do not let through (handlers/door/access.py):
+    403, or with ``login`` the login page for a navigation and 401 for the rest. It says
+    nothing of the path, and nothing was asked of the backend."""
+    log.warning("%s %s from %s: refused%s", request.method, request.uri,
+                request.remote_ip, " (not logged in)" if login else "")  # fmt: skip
+    if not login:
+        return Answer(403, "Forbidden", "You may not open this through the proxy.")
+    if request.method in ("GET", "HEAD") and is_navigation(request.headers):
+        return redirect(f"{LOGIN_PATH}?{urllib.parse.urlencode({'next': request.uri})}")
+    return Answer(401, "Log in first", "This proxy asks you to log in before you open its sites.")
+
+
+def client_is_secure(request: HTTPServerRequest, context: ProxyContext) -> bool:
+    """https between the browser and us, or between the browser and a trusted proxy in
+    front of us (X-Forwarded-Proto)."""
+    if request.protocol == "https":
+        return True
+    forwarded = request.headers.get("X-Forwarded-Proto") or request.headers.get("X-Scheme")
+    if forwarded and context.is_trusted(request.remote_ip or ""):
+        return forwarded.split(",")[0].strip().lower() == "https"
+    return False
+
+
+def proxy_hosts(request: HTTPServerRequest, context: ProxyContext) -> list[str]:
     """The host[:port] values under which this client reaches the proxy: its Host, and
     the X-Forwarded-Host of a trusted proxy in front (nginx may pass its own Host on)."""
-    request = handler.request
     hosts = [request.headers.get("Host", "")]
     forwarded = request.headers.get("X-Forwarded-Host")
     if forwarded and context.is_trusted(request.remote_ip or ""):
@@ -140,29 +177,10 @@ def proxy_hosts(handler: RequestHandler, context: ProxyContext) -> list[str]:
     return [h for h in hosts if h]
 
 
-def refuse(handler: RequestHandler, login: bool) -> None:
-    """Refuse a request the access rules do not let through (handlers/door/access.py). The page
-    says nothing of the path, and nothing was asked of the backend."""
-    request = handler.request
-    log.warning("%s %s from %s: refused%s", request.method, request.uri,
-                request.remote_ip, " (not logged in)" if login else "")  # fmt: skip
-    if not login:
-        handler.send_error_page(  # type: ignore[attr-defined]
-            403, "Forbidden", "You may not open this through the proxy."
-        )
-    elif request.method in ("GET", "HEAD") and is_navigation(request.headers):
-        handler.redirect(f"{LOGIN_PATH}?{urllib.parse.urlencode({'next': request.uri})}")
-    else:
-        handler.send_error_page(  # type: ignore[attr-defined]
-            401, "Log in first", "This proxy asks you to log in before you open its sites."
-        )
-
-
 def backend_headers(
-    handler: RequestHandler, context: ProxyContext, target: Target
+    request: HTTPServerRequest, context: ProxyContext, target: Target
 ) -> dict[str, str]:
     """The headers to send the backend for this request (HTTP and WebSocket alike)."""
-    request = handler.request
     remote_ip = request.remote_ip or ""
     return upstream_headers(
         request.headers,

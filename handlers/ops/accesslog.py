@@ -17,10 +17,11 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from tornado.ioloop import IOLoop
+
+from handlers.ops.record import AccessRecord, WebSocketCounts
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +33,8 @@ def _escaped(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02X}", text)
 
 
-def record(method: str, status: int, sent: int, received: int = 0, site: str = "-") -> dict:
-    """One request's fields as the metrics read them (handlers/ops/metrics.py); ``describe``
-    adds what the access log also shows. The relay fills in the upstream ones."""
-    return {
-        "method": method,
-        "status": status,
-        "bytes": sent,
-        "received": received,
-        "site": site,
-        "upstream_seconds": None,
-        "rewrite_seconds": None,
-        "upstream_error": None,
-        "request_body": None,  # what mapping the request body did (handlers/relay/upload.py)
-    }
-
-
 def describe(
-    fields: dict,
+    record: AccessRecord,
     *,
     seconds: float,
     client: str,
@@ -58,18 +43,60 @@ def describe(
     protocol: str,
     headers: Any,
 ) -> None:
-    """Add the access log's fields to a ``record``: the request took ``seconds``."""
-    fields.update(
-        time=time.time() - seconds,  # when it arrived
-        client=client,
-        user=user,
-        target=target,
-        protocol=protocol,
-        referer=headers.get("Referer"),
-        user_agent=headers.get("User-Agent"),
-        seconds=seconds,
-        pid=os.getpid(),  # which process served it (--processes)
-    )
+    """Fill in who asked for what, for the log: the request took ``seconds``."""
+    record.time = time.time() - seconds  # when it arrived
+    record.seconds = seconds
+    record.client = client
+    record.user = user
+    record.target = target
+    record.protocol = protocol
+    record.referer = headers.get("Referer")
+    record.user_agent = headers.get("User-Agent")
+    record.pid = os.getpid()
+
+
+def request_fields(record: AccessRecord) -> dict[str, Any]:
+    """A request's JSON line."""
+    return {
+        "type": "request",
+        "method": record.method,
+        "status": record.status,
+        "bytes": record.sent,
+        "received": record.received,
+        "site": record.site,
+        "upstream_seconds": record.upstream_seconds,
+        "rewrite_seconds": record.rewrite_seconds,
+        "upstream_error": record.upstream_error,
+        "request_body": record.request_body,
+        "time": record.time,
+        "client": record.client,
+        "user": record.user,
+        "target": record.target,
+        "protocol": record.protocol,
+        "referer": record.referer,
+        "user_agent": record.user_agent,
+        "seconds": record.seconds,
+        "pid": record.pid,
+    }
+
+
+def websocket_fields(record: AccessRecord) -> dict[str, Any]:
+    """A WebSocket session's JSON line."""
+    counts = record.websocket or WebSocketCounts()
+    return {
+        "type": "websocket",
+        "time": record.time,
+        "client": record.client,
+        "user": record.user,
+        "target": record.target,
+        "site": record.site,
+        "code": counts.code,
+        "seconds": record.seconds,
+        "frames_in": counts.frames_in,
+        "frames_out": counts.frames_out,
+        "bytes_in": counts.bytes_in,
+        "bytes_out": counts.bytes_out,
+    }
 
 
 class AccessLog:
@@ -137,41 +164,47 @@ class AccessLog:
             self.file = open(self.target, "a", encoding="utf-8")
         return self.file
 
-    def request(self, fields: dict[str, Any]) -> None:
-        upstream = fields.get("upstream_seconds")
-        self._write(
-            "request",
-            fields,
-            lambda: (
-                f' "{_escaped(fields["method"])} {_escaped(fields["target"])}'
-                f' {fields["protocol"]}" {fields["status"]} {fields["bytes"]}'
-                f' "{_escaped(fields["referer"] or "-")}"'
-                f' "{_escaped(fields["user_agent"] or "-")}"'
-                f" site={fields['site']} rt={fields['seconds']:.3f}"
-                f" urt={'-' if upstream is None else f'{upstream:.3f}'}"
-            ),
-        )
+    def request(self, record: AccessRecord) -> None:
+        if self.enabled:
+            json_line = self.format == "json"
+            self._emit(_json(request_fields(record)) if json_line else request_line(record))
 
-    def websocket(self, fields: dict[str, Any]) -> None:
+    def websocket(self, record: AccessRecord) -> None:
         """A WebSocket session that has ended."""
-        self._write(
-            "websocket",
-            fields,
-            lambda: (
-                f' "WEBSOCKET {_escaped(fields["target"])}" {fields["code"] or "-"}'
-                f" site={fields['site']} duration={fields['seconds']:.3f}"
-                f" frames_in={fields['frames_in']} frames_out={fields['frames_out']}"
-                f" bytes_in={fields['bytes_in']} bytes_out={fields['bytes_out']}"
-            ),
-        )
+        if self.enabled:
+            json_line = self.format == "json"
+            self._emit(_json(websocket_fields(record)) if json_line else websocket_line(record))
 
-    def _write(self, kind: str, fields: dict[str, Any], rest: Callable[[], str]) -> None:
-        """One line: JSON, or who and when as nginx writes them, then ``rest()``."""
-        if not self.enabled:
-            return
-        if self.format == "json":
-            line = json.dumps({"type": kind, **fields}, separators=(",", ":"))
-        else:
-            when = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(fields["time"]))
-            line = f"{fields['client']} - {_escaped(fields['user'] or '-')} [{when}]{rest()}"
-        self._emit(line)
+
+def request_line(record: AccessRecord) -> str:
+    """A request's line in nginx's combined format, with the proxy's fields appended."""
+    upstream = record.upstream_seconds
+    return (
+        f"{_who(record)}"
+        f' "{_escaped(record.method)} {_escaped(record.target)} {record.protocol}"'
+        f" {record.status} {record.sent}"
+        f' "{_escaped(record.referer or "-")}" "{_escaped(record.user_agent or "-")}"'
+        f" site={record.site} rt={record.seconds:.3f}"
+        f" urt={'-' if upstream is None else f'{upstream:.3f}'}"
+    )
+
+
+def websocket_line(record: AccessRecord) -> str:
+    """A WebSocket session's line: who and when as for a request, then its traffic."""
+    counts = record.websocket or WebSocketCounts()
+    return (
+        f'{_who(record)} "WEBSOCKET {_escaped(record.target)}" {counts.code or "-"}'
+        f" site={record.site} duration={record.seconds:.3f}"
+        f" frames_in={counts.frames_in} frames_out={counts.frames_out}"
+        f" bytes_in={counts.bytes_in} bytes_out={counts.bytes_out}"
+    )
+
+
+def _json(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def _who(record: AccessRecord) -> str:
+    """Who and when, as nginx's combined format writes them."""
+    when = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(record.time))
+    return f"{record.client} - {_escaped(record.user or '-')} [{when}]"

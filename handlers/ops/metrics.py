@@ -12,27 +12,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import pycurl
+from handlers.ops.record import AccessRecord
 
-# Upstream failures by kind, from libcurl's error numbers.
-_ERROR_KINDS = {
-    pycurl.E_COULDNT_CONNECT: "connect",
-    pycurl.E_COULDNT_RESOLVE_HOST: "connect",
-    pycurl.E_OPERATION_TIMEDOUT: "timeout",
-    pycurl.E_RECV_ERROR: "reset",
-    pycurl.E_SEND_ERROR: "reset",
-    pycurl.E_GOT_NOTHING: "reset",
-    pycurl.E_PARTIAL_FILE: "reset",
-    pycurl.E_SSL_CONNECT_ERROR: "tls",
-    pycurl.E_PEER_FAILED_VERIFICATION: "tls",
-}
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _REWRITE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
-
-
-def error_kind(errno: int | None) -> str:
-    return _ERROR_KINDS.get(errno or 0, "other")
 
 
 def method_class(method: str) -> str:
@@ -122,10 +106,10 @@ class Metrics:
             self.in_flight.set_function(in_flight)
             self.websockets.set_function(websockets)
 
-    def observe(self, fields: dict[str, Any]) -> None:
-        """One finished request, from its access record (handlers/door/pages.py)."""
-        site = fields["site"]
-        key = (site, fields["method"], fields["status"] // 100)
+    def observe(self, record: AccessRecord) -> None:
+        """One finished request, from its access record (handlers/ops/record.py)."""
+        site = record.site
+        key = (site, record.method, record.status // 100)
         counter = self._requests.get(key)
         if counter is None:
             method = method_class(key[1])
@@ -140,18 +124,18 @@ class Metrics:
                 self.rewrite_seconds.labels(site),
             )
         sent, received, upstream, rewrite = per_site
-        if fields["bytes"]:
-            sent.inc(fields["bytes"])
-        if fields["received"]:
-            received.inc(fields["received"])
-        if fields["upstream_seconds"] is not None:
-            upstream.observe(fields["upstream_seconds"])
-        if fields["rewrite_seconds"] is not None:
-            rewrite.observe(fields["rewrite_seconds"])
-        if fields["upstream_error"] is not None:
-            self.upstream_errors.labels(site, fields["upstream_error"]).inc()
-        if fields["request_body"] is not None:
-            self.request_bodies.labels(site, fields["request_body"]).inc()
+        if record.sent:
+            sent.inc(record.sent)
+        if record.received:
+            received.inc(record.received)
+        if record.upstream_seconds is not None:
+            upstream.observe(record.upstream_seconds)
+        if record.rewrite_seconds is not None:
+            rewrite.observe(record.rewrite_seconds)
+        if record.upstream_error is not None:
+            self.upstream_errors.labels(site, record.upstream_error).inc()
+        if record.request_body is not None:
+            self.request_bodies.labels(site, record.request_body).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition, and its content type."""

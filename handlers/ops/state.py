@@ -11,22 +11,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
+
+from tornado.web import RequestHandler
 
 from handlers.config.options import Options
 from handlers.config.sites import SiteTable
 from handlers.context import ProxyContext
-from handlers.door.frontdoor import Limits
-from handlers.ops import accesslog
-from handlers.ops.accesslog import AccessLog
+from handlers.ops.accesslog import AccessLog, describe
 from handlers.ops.metrics import Metrics
-
-if TYPE_CHECKING:
-    from tornado.web import RequestHandler
-
-    from handlers.door.frontdoor import FrontDoor
+from handlers.ops.record import AccessRecord
 
 log = logging.getLogger(__name__)
+
+
+class Door(Protocol):
+    """The server's front door as the state sees it (handlers/door/frontdoor.py)."""
+
+    @property
+    def connections(self) -> Collection[object]:
+        """The client connections open now."""
+
+    def configure(self, options: Options) -> None:
+        """Take the limits of reloaded options."""
 
 
 class ProxyState:
@@ -37,7 +45,7 @@ class ProxyState:
         self.in_flight = 0  # handlers started and not finished
         self.websockets: set[Any] = set()  # open WebSocket relays
         self.draining = False
-        self.door: FrontDoor | None = None  # set by make_server
+        self.door: Door | None = None  # set by make_server
         metrics.count_with(lambda: self.in_flight, lambda: len(self.websockets))
 
     # --- configuration -----------------------------------------------------------------
@@ -51,7 +59,7 @@ class ProxyState:
         self.context = ProxyContext(table=table, options=options, client=client)
         self.context.throttle = old.throttle  # failed logins are not forgiven by a reload
         if self.door is not None:
-            self.door.limits = Limits.of(options)
+            self.door.configure(options)
         if (options.access_log, options.access_log_format) != (
             old.options.access_log,
             old.options.access_log_format,
@@ -73,24 +81,24 @@ class ProxyState:
 
     def log_request(self, handler: RequestHandler) -> None:
         """Tornado's ``log_function``: one access log line and the metrics of a request."""
-        record = getattr(handler, "access_record", None)
-        if record is None:
+        finished: Callable[[bool], AccessRecord] | None = getattr(handler, "access_record", None)
+        if finished is None:
             return
         logged = self.access_log.enabled
-        fields = record(logged)
-        self.metrics.observe(fields)
+        record = finished(logged)
+        self.metrics.observe(record)
         if logged:
-            self.access_log.request(fields)
+            self.access_log.request(record)
 
     def log_refusal(
         self, start_line: Any, headers: Any, status: int, sent: int, client: str
     ) -> None:
         """A request the front door answered itself (400, 414, 431)."""
-        fields = accesslog.record(start_line.method, status, sent)
-        self.metrics.observe(fields)
+        record = AccessRecord(start_line.method, status=status, sent=sent)
+        self.metrics.observe(record)
         if self.access_log.enabled:
-            accesslog.describe(
-                fields,
+            describe(
+                record,
                 seconds=0.0,
                 client=client,
                 user=None,
@@ -98,7 +106,7 @@ class ProxyState:
                 protocol=start_line.version,
                 headers=headers,
             )
-            self.access_log.request(fields)
+            self.access_log.request(record)
 
     async def drain(self, grace: float) -> bool:
         """Wait until nothing is in flight, for at most ``grace`` seconds (WebSockets

@@ -14,15 +14,15 @@ import logging
 import time
 from asyncio import Future
 from collections.abc import Iterable
-from typing import Any
 
 from tornado.ioloop import IOLoop
 from tornado.web import stream_request_body
 
 from filters.names import SITE_COOKIE
 from handlers.door.pages import PageHandler
-from handlers.door.target import Target, backend_headers, resolve_target
+from handlers.door.target import Answer, Target, backend_headers, decide
 from handlers.mapping.cookies import expire_fallback_copies
+from handlers.ops.record import AccessRecord
 from handlers.relay.relay import Relay
 from handlers.relay.upload import (
     BodyResult,
@@ -80,15 +80,15 @@ class ProxyHandler(PageHandler):
     def check_etag_header(self) -> bool:
         return False
 
-    def access_record(self, full: bool = True) -> dict[str, Any]:
+    def access_record(self, full: bool = True) -> AccessRecord:
         record = super().access_record(full)
         relay = self.relay
         if relay is not None:
-            record["site"] = relay.site.name
-            record["upstream_seconds"] = relay.upstream_seconds
-            record["rewrite_seconds"] = relay.rewrite_seconds
-            record["upstream_error"] = relay.upstream_error
-        record["request_body"] = self.body_result.value if self.body_result else None
+            record.site = relay.site.name
+            record.upstream_seconds = relay.upstream_seconds
+            record.rewrite_seconds = relay.rewrite_seconds
+            record.upstream_error = relay.upstream_error
+        record.request_body = self.body_result.value if self.body_result else None
         return record
 
     def on_finish(self) -> None:
@@ -142,8 +142,9 @@ class ProxyHandler(PageHandler):
 
     def prepare(self) -> None:
         self.request_task = asyncio.current_task()
-        target = resolve_target(self, self.context)
-        if target is None:
+        target = decide(self.request, self.context)
+        if isinstance(target, Answer):
+            self.answer(target)
             return
         request, options = self.request, self.context.options
         length_text = request.headers.get("Content-Length")
@@ -238,7 +239,7 @@ class ProxyHandler(PageHandler):
         # a PUT: a read turned into a write), and no server may act on one (RFC 9110
         # sections 9.3.1-2): it is read and dropped.
         upload = has_body and method not in ("GET", "HEAD")
-        headers = backend_headers(self, context, target)
+        headers = backend_headers(request, context, target)
         if self.body_result is BodyResult.MAPPED:
             drop_digests(headers)
         self.relay = Relay(self, context, request, target, own_cookies)

@@ -21,8 +21,9 @@ from tornado.websocket import (
     websocket_connect,
 )
 
-from handlers.door.pages import PageMixin
-from handlers.door.target import backend_headers, resolve_target
+from handlers.door.pages import PageHandler
+from handlers.door.target import Answer, backend_headers, decide
+from handlers.ops.record import WebSocketCounts
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +48,24 @@ class WebSocketUpgrade(Matcher):
         return {} if request.headers.get("Upgrade", "").lower() == "websocket" else None
 
 
-class WebSocketRelay(PageMixin, WebSocketHandler):
+class WebSocketRelay(PageHandler, WebSocketHandler):
+    """One WebSocket session: the client's side is this handler, the backend's a
+    WebSocket client connection; frames pass both ways and are counted in the access
+    record (handlers/ops/record.py)."""
+
     backend: WebSocketClientConnection | None = None
     _subprotocol: str | None = None
-    # The session, for its access log line (handlers/ops/accesslog.py).
-    opened_at = 0.0
-    frames_in = frames_out = bytes_in = bytes_out = 0
+    opened_at = 0.0  # when the session opened, for its duration
+    counts: WebSocketCounts | None = None  # the session's traffic, once it opened
 
     async def get(self, *args: str, **kwargs: str) -> None:
-        target = resolve_target(self, self.context)
-        if target is None:
+        target = decide(self.request, self.context)
+        if isinstance(target, Answer):
+            self.answer(target)
             return
         site, request = target.site, self.request
-        self.site_name = site.name
-        headers = backend_headers(self, self.context, target)
+        self.record.site = site.name
+        headers = backend_headers(request, self.context, target)
         for name in _HANDSHAKE_FIELDS:
             headers.pop(name, None)
         protocols = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
@@ -106,6 +111,7 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
 
     def open(self, *args: str, **kwargs: str) -> None:
         self.opened_at = time.monotonic()
+        self.counts = self.record.websocket = WebSocketCounts()
         self.state.websockets.add(self)
         if self.state.metrics.multiprocess:
             self.state.metrics.websockets.inc()  # else read from state.websockets
@@ -125,8 +131,10 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
                 # The backend closed (or failed): the client learns its code and reason.
                 self.close(backend.close_code, backend.close_reason)
                 return
-            self.frames_out += 1
-            self.bytes_out += len(message)
+            counts = self.counts
+            assert counts is not None
+            counts.frames_out += 1
+            counts.bytes_out += len(message)
             try:
                 # Awaited: a slow client slows the reading from the backend.
                 await self.write_message(message, binary=isinstance(message, bytes))
@@ -135,8 +143,10 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
                 return
 
     async def on_message(self, message: str | bytes) -> None:
-        self.frames_in += 1
-        self.bytes_in += len(message)
+        counts = self.counts
+        if counts is not None:
+            counts.frames_in += 1
+            counts.bytes_in += len(message)
         if self.backend is not None:
             try:
                 await self.backend.write_message(message, binary=isinstance(message, bytes))
@@ -154,19 +164,9 @@ class WebSocketRelay(PageMixin, WebSocketHandler):
             self.state.websockets.discard(self)
             if self.state.metrics.multiprocess:
                 self.state.metrics.websockets.dec()
-            request = self.request
-            self.state.access_log.websocket(
-                {
-                    "time": time.time(),
-                    "client": self.context.client_ip(request),
-                    "user": self.context.user(request),
-                    "target": request.uri,
-                    "site": self.site_name,
-                    "code": self.close_code,
-                    "seconds": time.monotonic() - self.opened_at,
-                    "frames_in": self.frames_in,
-                    "frames_out": self.frames_out,
-                    "bytes_in": self.bytes_in,
-                    "bytes_out": self.bytes_out,
-                }
-            )
+            # The session's line: its record, with the time it ended and its length.
+            record = self.access_record(self.state.access_log.enabled)
+            record.time, record.seconds = time.time(), time.monotonic() - self.opened_at
+            if self.counts is not None:
+                self.counts.code = self.close_code
+            self.state.access_log.websocket(record)

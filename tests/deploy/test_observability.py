@@ -85,18 +85,21 @@ def test_metrics_and_access_log_match_the_requests_sent(loop_thread, tmp_path):
 
 
 def test_the_access_log_is_written_in_batches_and_follows_logrotate(tmp_path):
+    from dataclasses import replace
+
     from handlers.ops.accesslog import AccessLog
+    from handlers.ops.record import AccessRecord
 
     async def main():
         path = tmp_path / "access.log"
         access = AccessLog(str(path), "json")
-        record = {"method": "GET", "target": "/x", "status": 200}
+        record = AccessRecord("GET", target="/x", status=200)
         access.request(record)
         assert not path.exists() or path.read_text() == ""  # buffered
         await asyncio.sleep(AccessLog.FLUSH_SECONDS + 0.2)
         assert path.read_text().count('"target":"/x"') == 1  # written within the period
         path.rename(tmp_path / "access.log.1")  # logrotate moves it away
-        access.request({**record, "target": "/y"})
+        access.request(replace(record, target="/y"))
         access.close()  # shutdown writes what waits
         assert '"target":"/y"' in path.read_text()
         assert '"target":"/y"' not in (tmp_path / "access.log.1").read_text()
