@@ -11,7 +11,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from tests.integration.test_shim import CASES, expanded_cases
+from tests.support.shim_cases import CASES, expanded_cases
 
 
 def test_mapping_cases_in_the_browser(shimmed):
