@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from tornado.httputil import HTTPServerRequest
 
@@ -15,6 +16,7 @@ from filters.pipeline import SitePlan, build_plans
 from filters.reverse import ReverseLinks
 from handlers.config.options import Options
 from handlers.config.sites import Site, SiteTable
+from handlers.config.values import Network
 from handlers.door.access import (
     ALLOWED,
     LOGIN,
@@ -47,27 +49,44 @@ def plans_for(table: SiteTable) -> dict[str, SitePlan]:
 
 @dataclass
 class ProxyContext:
+    """What every handler is given, declared here by concern. A reload (handlers/ops/state.py)
+    makes a new one from the new table and options and hands it the process's resources."""
+
+    # The configuration in force.
     table: SiteTable
     options: Options
+    # The process's resources, kept across reloads: the one HTTP client, and the failed
+    # logins (a reload does not forgive them).
     client: RelayClient
+    throttle: Throttle = field(default_factory=Throttle, repr=False)
+    # Made from the configuration once, never changed after.
+    plans: dict[str, SitePlan] = field(init=False, repr=False)  # each site's rewriting
+    shim: Shim = field(init=False, repr=False)  # the in-page URL shim
+    reverse: ReverseLinks = field(init=False, repr=False)  # proxy URLs -> backend URLs
+    held_bytes: HeldBytes = field(init=False, repr=False)  # request bodies held for mapping
+    # Who may open what (handlers/door/access.py); the networks were checked when the
+    # options were read (handlers/config/options.py).
+    client_networks: tuple[Network, ...] = field(init=False, repr=False)
+    metrics_networks: tuple[Network, ...] = field(init=False, repr=False)
+    sessions: Sessions | None = field(init=False, repr=False)  # None: no login
+    is_trusted: Callable[[str], bool] = field(init=False, repr=False)  # a proxy in front?
 
     def __post_init__(self) -> None:
-        self.plans: dict[str, SitePlan] = plans_for(self.table)
+        options = self.options
+        self.plans = plans_for(self.table)
         self.shim = Shim(self.table)
         self.reverse = ReverseLinks({site.name: site.base_url for site in self.table})
-        self.held_bytes = HeldBytes(HELD_BUDGET * self.options.request_map_max_bytes)
-        # Both were checked when the options were read (handlers/config/options.py).
-        self._trusted_nets = networks(self.options.trusted_proxies)
-        self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
-        self.client_networks = networks(self.options.client_allow)
-        self.metrics_networks = networks(self.options.metrics_allow)
-        secret = self.options.cookie_secret
+        self.held_bytes = HeldBytes(HELD_BUDGET * options.request_map_max_bytes)
+        self.client_networks = networks(options.client_allow)
+        self.metrics_networks = networks(options.metrics_allow)
+        secret = options.cookie_secret
         self.sessions = (
-            Sessions(secret, self.options.session_seconds)
-            if self.options.users and secret
-            else None
+            Sessions(secret, options.session_seconds) if options.users and secret else None
         )
-        self.throttle = Throttle()
+        trusted = networks(options.trusted_proxies)
+        self.is_trusted = functools.lru_cache(maxsize=1024)(
+            functools.partial(_in_any, nets=trusted)
+        )
 
     def client_ip(self, request: HTTPServerRequest) -> str:
         return client_ip(request.remote_ip or "", request.headers, self.is_trusted)
@@ -95,9 +114,11 @@ class ProxyContext:
             return REFUSED
         return decision
 
-    def _is_trusted(self, remote_ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(remote_ip)
-        except ValueError:
-            return False
-        return any(addr in net for net in self._trusted_nets)
+
+def _in_any(address: str, nets: tuple[Network, ...]) -> bool:
+    """Whether ``address`` is in one of ``nets`` (none: never)."""
+    try:
+        addr = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(addr in net for net in nets)

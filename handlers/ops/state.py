@@ -37,27 +37,48 @@ class Door(Protocol):
         """Take the limits of reloaded options."""
 
 
+class Session(Protocol):
+    """An open WebSocket session as the state sees it (handlers/relay/websocket.py)."""
+
+    def going_away(self) -> None:
+        """The proxy is shutting down: close both sides with 1001."""
+
+
 class ProxyState:
+    """The process's state, all of it declared here."""
+
+    __slots__ = ("access_log", "context", "door", "draining", "in_flight", "metrics", "websockets")
+
+    # The configuration in force (each request takes it when it starts).
+    context: ProxyContext
+    # How the process reports.
+    metrics: Metrics
+    access_log: AccessLog
+    # What is in flight.
+    in_flight: int  # handlers started and not finished
+    websockets: set[Session]  # open WebSocket sessions
+    draining: bool  # shutting down: new responses are their connection's last
+    door: Door | None  # the server's front door (set by make_server)
+
     def __init__(self, context: ProxyContext, metrics: Metrics) -> None:
         self.context = context
         self.metrics = metrics
         self.access_log = AccessLog(context.options.access_log, context.options.access_log_format)
-        self.in_flight = 0  # handlers started and not finished
-        self.websockets: set[Any] = set()  # open WebSocket relays
+        self.in_flight = 0
+        self.websockets = set()
         self.draining = False
-        self.door: Door | None = None  # set by make_server
+        self.door = None
         metrics.count_with(lambda: self.in_flight, lambda: len(self.websockets))
 
     # --- configuration -----------------------------------------------------------------
 
     def reload(self, table: SiteTable, options: Options) -> None:
         """Serve new requests with ``table`` and ``options`` (already validated). The
-        upstream client and its connections are kept."""
+        upstream client and its connections are kept, and so are the failed logins."""
         old = self.context
         client = old.client
         client.max_clients = options.max_clients
-        self.context = ProxyContext(table=table, options=options, client=client)
-        self.context.throttle = old.throttle  # failed logins are not forgiven by a reload
+        self.context = ProxyContext(table, options, client, old.throttle)
         if self.door is not None:
             self.door.configure(options)
         if (options.access_log, options.access_log_format) != (
