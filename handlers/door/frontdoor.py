@@ -23,7 +23,7 @@ import logging
 import re
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from tornado.httputil import (
     HTTPConnection,
@@ -108,7 +108,7 @@ class FrontDoor(HTTPServerConnectionDelegate):
         # Client connections open now (a shutdown waits a moment for idle ones).
         self.connections: weakref.WeakSet[object] = weakref.WeakSet()
 
-    def configure(self, options: Any) -> None:
+    def configure(self, options: Options) -> None:
         """Take the limits of reloaded options (handlers/ops/state.py)."""
         self.limits = Limits.of(options)
 

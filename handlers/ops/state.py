@@ -12,8 +12,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
-from typing import Any, Protocol
+from typing import Protocol
 
+from tornado.httputil import HTTPHeaders, RequestStartLine
 from tornado.web import RequestHandler
 
 from handlers.config.options import Options
@@ -112,7 +113,12 @@ class ProxyState:
             self.access_log.request(record)
 
     def log_refusal(
-        self, start_line: Any, headers: Any, status: int, sent: int, client: str
+        self,
+        start_line: RequestStartLine,
+        headers: HTTPHeaders,
+        status: int,
+        sent: int,
+        client: str,
     ) -> None:
         """A request the front door answered itself (400, 414, 431)."""
         record = AccessRecord(start_line.method, status=status, sent=sent)
