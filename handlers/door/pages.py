@@ -31,7 +31,6 @@ class PageHandler(RequestHandler):
     state: ProxyState
     context: ProxyContext
     record: AccessRecord
-    received_bytes = 0  # request body bytes read from the client
     head_flushed = False  # the status line and headers have gone out
     last_on_connection = False  # the response said "Connection: close"
 
@@ -56,7 +55,6 @@ class PageHandler(RequestHandler):
         access log too (who asked for what: it costs a little, so only when logged)."""
         record, request = self.record, self.request
         record.status = self.get_status()
-        record.received = self.received_bytes
         if record.method == "HEAD":
             record.sent = 0  # Tornado left the body out
         if full:

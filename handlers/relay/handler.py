@@ -257,11 +257,11 @@ class ProxyHandler(PageHandler):
         relay = self.relay
         if relay is None or self.ended:
             return None  # already answered (413, 404, ...): the rest is read and dropped
-        self.received_bytes += len(chunk)
-        if self.received_bytes > self.context.options.max_body_size:
+        self.record.received += len(chunk)
+        if self.record.received > self.context.options.max_body_size:
             relay.abort()
             if not relay.head_sent:
-                self._refuse_body(self.received_bytes)
+                self._refuse_body(self.record.received)
             return None
         self.body_last = time.monotonic()
         self.body_waiting = relay.feed(chunk)
@@ -271,12 +271,12 @@ class ProxyHandler(PageHandler):
         """A piece of a body held for mapping. One that cannot be held any more (sent
         without Content-Length, it outgrew the limit; or the process holds too much) is
         passed on unchanged after all: the relay starts, and what was held goes first."""
-        self.received_bytes += len(chunk)
+        self.record.received += len(chunk)
         self.body_last = time.monotonic()
-        if self.received_bytes > self.context.options.max_body_size:
+        if self.record.received > self.context.options.max_body_size:
             self.held = None
             held.release()
-            self._refuse_body(self.received_bytes)
+            self._refuse_body(self.record.received)
             return None
         result = held.add(chunk)
         if result is None:
