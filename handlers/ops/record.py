@@ -1,12 +1,12 @@
 """One request as the access log and the metrics see it: a plain record, filled in along
 the request's path and handed to both when it ends.
 
-Who fills what: the handler makes it when the request starts (method) and names the site
-once routing has chosen one; the relay fills the upstream part (status of the exchange,
-timings, the kind of a failure, the request body's fate); the handler adds what went to the
-client (status, bytes) at the end, and, only when the access log is on, who asked for what
-(``handlers/ops/accesslog.py`` ``describe``). A WebSocket session adds its close code and
-its frames and bytes each way when it ends.
+Who fills what: the handler makes it when the request starts (handlers/door/pages.py) and
+counts the body bytes it reads; the relay names the site and fills the upstream part
+(timings, the kind of a failure); the handler adds what went to the client (status, bytes)
+and the request body's fate at the end, and, only when the access log is on, who asked for
+what (``handlers/ops/accesslog.py`` ``describe``). A WebSocket session names its site and
+adds its close code and its frames and bytes each way when it ends.
 """
 
 from __future__ import annotations
