@@ -9,9 +9,10 @@ that the handlers use.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
+from handlers.config.errors import ConfigError, did_you_mean
 from handlers.config.spec import setting
 from handlers.config.values import CHARSET, NETWORKS, PATTERNS, PEM_FILE, USER_NAMES
 
@@ -28,80 +29,74 @@ class BackendSite:
     url: str
     netloc: str | None = None
     filter_rules: Sequence[SubsFilterRules] = ()
-    timeout: float = setting(
-        60.0,
-        low=0,
-        high=86400,
-        unit="seconds",
-        help="Seconds without any data from the backend before the request fails (504).",
-    )
-    connect_timeout: float = setting(
-        10.0,
-        low=0,
-        high=86400,
-        unit="seconds",
-        help="Seconds to establish the connection (502 when it fails).",
-    )
-    validate_cert: bool = setting(True, help="Verify an https backend's certificate.")
-    ca_certs: str | None = setting(
-        None,
-        kind=PEM_FILE,
-        help="CA certificates to verify an https backend with (an intranet CA).",
-    )
-    auto_rewrite: bool = setting(
-        True,
-        help="Rewrite absolute URLs of every configured backend in this site's text"
-        " bodies to `/.site.<name>`.",
-    )
-    prefix_links: bool = setting(
-        True, help="Give root-relative links in HTML and CSS this site's prefix."
-    )
-    charset: str | None = setting(
-        None,
-        kind=CHARSET,
-        help="The charset of pages that declare none (old intranet sites often serve"
-        " undeclared GBK).",
-    )
-    shim: bool = setting(
-        True,
-        help="Load the in-page URL shim in this site's HTML pages, so that URLs its"
-        " scripts build reach it too.",
-    )
-    description: str = setting("", help="A line shown for the site in the proxy's site list.")
-    knows_proxy: bool = setting(
-        False,
-        help="The backend takes the proxy's address for its own (it trusts"
-        " X-Forwarded-Host, like Django's USE_X_FORWARDED_HOST): the proxy's URLs in"
-        " request headers (Origin, Referer, Destination, If) are left as they are, not"
-        " mapped to the backend's.",
-    )
-    map_requests: bool = setting(
-        True,
-        help="Map the proxy's URLs in what clients send (form fields, JSON, XML and text"
-        " bodies, query strings) back to the backends' own, so that what users save is"
-        " stored as if saved directly.",
-    )
-    allow: Sequence[str] = setting(
-        (),
-        kind=PATTERNS,
-        help="Regexes searched in the backend path with its query: with an allow list, a"
-        " request matching none is refused with 403 and never sent.",
-    )
-    deny: Sequence[str] = setting(
-        (),
-        kind=PATTERNS,
-        help="Regexes searched likewise: a request matching one is refused with 403.",
-    )
-    client_allow: Sequence[str] = setting(
-        (),
-        kind=NETWORKS,
-        help="Networks whose clients may open this site (empty: everyone the proxy lets in).",
-    )
-    users: Sequence[str] | None = setting(
-        None,
-        kind=USER_NAMES,
-        help="With config.users set: the users who may open this site (None: every user).",
-    )
+    timeout: float = setting(60.0, low=0, high=86400, unit="seconds")
+    """Seconds without any data from the backend before the request fails (504)."""
+
+    connect_timeout: float = setting(10.0, low=0, high=86400, unit="seconds")
+    """Seconds to establish the connection (502 when it fails)."""
+
+    validate_cert: bool = setting(True)
+    """Verify an https backend's certificate."""
+
+    ca_certs: str | None = setting(None, kind=PEM_FILE)
+    """CA certificates to verify an https backend with (an intranet CA)."""
+
+    auto_rewrite: bool = setting(True)
+    """Rewrite absolute URLs of every configured backend in this site's text bodies to
+    `/.site.<name>`."""
+
+    prefix_links: bool = setting(True)
+    """Give root-relative links in HTML and CSS this site's prefix."""
+
+    charset: str | None = setting(None, kind=CHARSET)
+    """The charset of pages that declare none (old intranet sites often serve undeclared
+    GBK)."""
+
+    shim: bool = setting(True)
+    """Load the in-page URL shim in this site's HTML pages, so that URLs its scripts build
+    reach it too."""
+
+    description: str = setting("")
+    """A line shown for the site in the proxy's site list."""
+
+    knows_proxy: bool = setting(False)
+    """The backend takes the proxy's address for its own (it trusts X-Forwarded-Host, like
+    Django's USE_X_FORWARDED_HOST): the proxy's URLs in request headers (Origin, Referer,
+    Destination, If) are left as they are, not mapped to the backend's."""
+
+    map_requests: bool = setting(True)
+    """Map the proxy's URLs in what clients send (form fields, JSON, XML and text bodies,
+    query strings) back to the backends' own, so that what users save is stored as if
+    saved directly."""
+
+    allow: Sequence[str] = setting((), kind=PATTERNS)
+    """Regexes searched in the backend path with its query: with an allow list, a request
+    matching none is refused with 403 and never sent."""
+
+    deny: Sequence[str] = setting((), kind=PATTERNS)
+    """Regexes searched likewise: a request matching one is refused with 403."""
+
+    client_allow: Sequence[str] = setting((), kind=NETWORKS)
+    """Networks whose clients may open this site (empty: everyone the proxy lets in)."""
+
+    users: Sequence[str] | None = setting(None, kind=USER_NAMES)
+    """With config.users set: the users who may open this site (None: every user)."""
+
+    def __new__(cls, *args: Any, **keywords: Any) -> BackendSite:
+        # Before the generated __init__ refuses a misspelt keyword (time_out=5) with a
+        # TypeError that, on Python 3.11, names no alternative: say which one was meant.
+        known = {f.name: f.name for f in fields(cls)}
+        unknown = sorted(keywords.keys() - known.keys())
+        if unknown:
+            keyword, site = unknown[0], args[0] if args else keywords.get("name")
+            hint = did_you_mean(keyword, known) or " (docs/settings.md lists them)"
+            raise ConfigError(
+                f"site {site!r}: {keyword}={keywords[keyword]!r} is not a BackendSite"
+                f" keyword{hint}",
+                keyword,
+                site,
+            )
+        return super().__new__(cls)
 
 
 __all__ = ["BackendSite"]

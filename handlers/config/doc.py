@@ -1,4 +1,5 @@
-"""docs/settings.md, written from the settings' declarations:
+"""docs/settings.md, written from the settings' declarations (the help of each is the
+docstring beneath it, read here with ``ast``):
 
     python -m handlers.config.doc > docs/settings.md
 
@@ -6,6 +7,10 @@ tests/unit/test_settings_doc.py fails when the page and the declarations differ.
 """
 
 from __future__ import annotations
+
+import ast
+import inspect
+from itertools import pairwise
 
 from handlers.config.backend import BackendSite
 from handlers.config.options import Options
@@ -20,7 +25,9 @@ handlers/config/options.py and handlers/config/backend.py: edit those, not this 
 `settings.py` declares the sites behind the proxy (`forward_list`) and how the proxy
 behaves (`config`, an instance of one of its `Config` classes). Every value is checked
 when the proxy starts (and when SIGHUP reloads the file): a bad one stops it with one
-line naming the file and line where it was set, the value and what was expected.
+line naming the file and line where it was set, the value and what was expected. So
+does a name that no setting or keyword declares (a misspelling, which would otherwise be
+ignored), with the closest one; names of your own in a `Config` class start with `_`.
 """
 
 _CONFIG = """\
@@ -75,16 +82,36 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def table(declared: tuple[Spec, ...]) -> str:
-    """A markdown table of ``declared``: name, type, default, what is accepted, help."""
+def helps(cls: type) -> dict[str, str]:
+    """The help of each field of ``cls``: the docstring right below it, on one line."""
+    (definition,) = ast.parse(inspect.getsource(cls)).body
+    assert isinstance(definition, ast.ClassDef)
+    body = definition.body
+    out = {}
+    for field, doc in pairwise(body):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant)
+            and isinstance(doc.value.value, str)
+        ):
+            out[field.target.id] = " ".join(doc.value.value.split())
+    return out
+
+
+def table(cls: type) -> str:
+    """A markdown table of the settings ``cls`` declares: name, type, default, what is
+    accepted, help."""
     rows = ["| name | type | default | accepted | meaning |", "|---|---|---|---|---|"]
-    for spec in declared:
+    help_of = helps(cls)
+    for spec in specs(cls):
         cells = (
             f"`{spec.name}`",
             f"`{spec.type}`",
             f"`{_default(spec)}`",
             _accepted(spec),
-            spec.help,
+            help_of.get(spec.field, ""),
         )
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(rows) + "\n"
@@ -92,7 +119,7 @@ def table(declared: tuple[Spec, ...]) -> str:
 
 def render() -> str:
     """The whole page."""
-    parts = (_HEADER, _CONFIG, table(specs(Options)), _SITE, table(specs(BackendSite)))
+    parts = (_HEADER, _CONFIG, table(Options), _SITE, table(BackendSite))
     return "\n".join(parts)
 
 

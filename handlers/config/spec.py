@@ -1,10 +1,9 @@
-"""Each setting declared once: a dataclass field whose metadata says its help and its
-range, so that the type (the annotation), the default, the check and the documentation
-all read one declaration.
+"""Each setting declared once, as a dataclass field: its annotation is the type, its
+``setting(...)`` the default and range, and the docstring on the lines below it the help
+(handlers/config/doc.py reads it with ``ast`` for docs/settings.md; editors show it on
+hover). One line and its docstring per setting, as in handlers/config/options.py:
 
-    @dataclass(frozen=True)
-    class Options:
-        rewrite_max_bytes: int = setting(8 * MiB, low=0, high=GiB, unit="bytes", help="...")
+    rewrite_max_bytes: int = setting(8 * MiB, low=0, high=GiB, unit="bytes")
 
 ``specs(Options)`` then gives each field's ``Spec``: its name in the user's file, the
 default, what it accepts, and ``check`` (the one validation of a value, for ``Config``
@@ -34,7 +33,6 @@ class Kind(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class _Declared:
     default: Any
-    help: str
     low: float | None
     high: float | None
     choices: tuple[str, ...]
@@ -46,7 +44,6 @@ class _Declared:
 def setting(
     default: Any,
     *,
-    help: str,
     low: float | None = None,
     high: float | None = None,
     choices: tuple[str, ...] = (),
@@ -58,7 +55,7 @@ def setting(
     number) or a ``float`` (seconds, above ``low``); ``choices`` the values of a ``str``;
     ``kind`` checks any other type. ``name``: its name in the user's file, when not the
     field's; ``unit`` ("bytes", "seconds") is for the documentation."""
-    declared = _Declared(default, help, low, high, choices, kind, name, unit)
+    declared = _Declared(default, low, high, choices, kind, name, unit)
     metadata = {_SPEC: declared}
     if isinstance(default, dict | list | set):
         copy = default.copy
@@ -73,7 +70,6 @@ class Spec(NamedTuple):
     name: str
     type: str
     default: Any
-    help: str
     kind: Kind
     unit: str | None
     low: float | None
@@ -109,7 +105,6 @@ def specs(cls: type) -> tuple[Spec, ...]:
                 declared.name or f.name,
                 type_text,
                 declared.default,
-                declared.help,
                 kind,
                 declared.unit,
                 declared.low,

@@ -137,6 +137,25 @@ def test_default_settings_file_loads(tmp_path):
             'from settings import *\nforward_list = {"a": BackendSite("a", "http://x", shim=1)}\n',
             ["line 2", "shim=1", "True or False"],
         ),
+        # A misspelt name would otherwise be ignored: it is refused, with the closest.
+        (
+            "from settings import *\nconfig.rewrite_max_byte = 1024\n"
+            'forward_list = {"a": BackendSite("a", "http://x")}\n',
+            [
+                "line 2",
+                "config.rewrite_max_byte is not a setting",
+                "did you mean rewrite_max_bytes?",
+            ],
+        ),
+        (
+            'from settings import *\nforward_list = {"a": BackendSite("a", "http://x", time_out=5)}\n',
+            [
+                "line 2",
+                "site 'a'",
+                "time_out=5 is not a BackendSite keyword",
+                "did you mean timeout?",
+            ],
+        ),
         (
             'from settings import *\nconfig.users = {"alice": "plain-text"}\n'
             'forward_list = {"a": BackendSite("a", "http://x")}\n',
