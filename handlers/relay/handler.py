@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from asyncio import Future
 from collections.abc import Iterable
 
-from tornado.ioloop import IOLoop
 from tornado.web import stream_request_body
 
-from filters.names import SITE_COOKIE
+from handlers.door import http1
 from handlers.door.pages import PageHandler
 from handlers.door.target import Answer, Target, backend_headers, decide
-from handlers.mapping.cookies import expire_fallback_copies
 from handlers.ops.record import AccessRecord
+from handlers.relay.bodywatch import BodyWatch
+from handlers.relay.heads import METHODS, site_cookies
 from handlers.relay.relay import Relay
 from handlers.relay.upload import (
     BodyResult,
@@ -30,23 +29,11 @@ from handlers.relay.upload import (
     drop_digests,
     is_mappable,
     log_unheld,
-    map_body,
+    map_held,
     why_not_held,
 )
 
 log = logging.getLogger(__name__)
-
-# A held body larger than this is mapped in a thread (about 0.1 ms per 100 KB of text).
-_MAP_IN_THREAD = 256 << 10
-
-# Every method is relayed but CONNECT (a tunnel to anywhere: never) and TRACE (it echoes
-# credentials back to scripts). WebDAV and CalDAV methods are listed so that file and
-# calendar servers work behind the proxy.
-METHODS = (
-    *("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"),
-    *("PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH"),
-    *("REPORT", "MKCALENDAR", "MKACTIVITY", "CHECKOUT", "MERGE", "ACL", "PURGE"),
-)
 
 
 @stream_request_body
@@ -63,11 +50,7 @@ class ProxyHandler(PageHandler):
     client_gone = False
     relaying = False  # the body is whole and the relay is completing
     request_task: asyncio.Task | None = None  # the task Tornado runs this request in
-    # The body's idle timer: when it last brought bytes, and whether the backend is
-    # holding it back (the upload queue is full).
-    body_timer: object | None = None
-    body_last = 0.0
-    body_waiting: Future | None = None
+    watch: BodyWatch | None = None  # the body's idle watch, while it is read
 
     # Never invent a validator or answer a condition ourselves: only the backend's own
     # ETag describes its body, and the backend has seen the request's If-None-Match.
@@ -81,13 +64,7 @@ class ProxyHandler(PageHandler):
         return False
 
     def access_record(self, full: bool = True) -> AccessRecord:
-        record = super().access_record(full)
-        relay = self.relay
-        if relay is not None:
-            record.site = relay.site.name
-            record.upstream_seconds = relay.upstream_seconds
-            record.rewrite_seconds = relay.rewrite_seconds
-            record.upstream_error = relay.upstream_error
+        record = super().access_record(full)  # its upstream part is the relay's to fill
         record.request_body = self.body_result.value if self.body_result else None
         return record
 
@@ -102,17 +79,16 @@ class ProxyHandler(PageHandler):
             self.held.release()
             self.held = None
         self.request_task = None
-        self.body_waiting = None
-        if self.body_timer is not None:
-            IOLoop.current().remove_timeout(self.body_timer)
-            self.body_timer = None
+        if self.watch is not None:
+            self.watch.stop()
+            self.watch = None
 
     def on_connection_close(self) -> None:
         self.client_gone = True
-        if self.relay is not None:
-            self.relay.client_left()  # the backend sees its connection closed
         if not self.relaying and not self.ended:
             self._end_before_the_body()
+        elif self.relay is not None:
+            self.relay.client_left()  # the backend sees its connection closed
 
     # --- the Sink of the relay ----------------------------------------------------------
 
@@ -130,9 +106,7 @@ class ProxyHandler(PageHandler):
         """Close the client connection and end the handler without sending more."""
         if self.ended:
             return
-        connection = self.request.connection
-        if connection is not None:
-            connection.close()  # type: ignore[attr-defined]
+        http1.close(self.request.connection)
         try:
             self.finish()
         except Exception:  # the connection is gone; nothing left to tell anyone
@@ -155,7 +129,7 @@ class ProxyHandler(PageHandler):
         # Tornado's own limit, above ours: data_received sees a body cross our limit and
         # answers 413 (Tornado would answer 400); past this one, Tornado stops reading.
         limit = options.max_body_size
-        request.connection.set_max_body_size(limit + max(limit, 16 << 20))  # type: ignore[union-attr]
+        http1.set_max_body_size(request.connection, limit + max(limit, 16 << 20))
         has_body = bool(length) or "Transfer-Encoding" in request.headers
         self.target = target
         if self._busy():
@@ -174,67 +148,41 @@ class ProxyHandler(PageHandler):
             # here would also keep Tornado from noticing that the client has gone.)
             self._start_relay(has_body, length)
         if has_body and (self.relay is not None or self.held is not None):
-            self.body_last = time.monotonic()
-            self._watch_body()
+            self.watch = BodyWatch(options.client_body_timeout, self._stalled)
 
     def _where(self) -> str:
         site = self.target.site.name if self.target is not None else "-"
         return f"{site}: {self.request.method} {self.request.uri}"
 
     def _refuse_body(self, length: int) -> None:
-        limit = self.context.options.max_body_size
-        log.warning(
-            "%s: request body of %d bytes refused (max_body_size %d)",
-            self.request.uri,
-            length,
-            limit,
-        )
-        self.send_error_page(
-            413, "Request too large", f"This proxy accepts request bodies of up to {limit:,} bytes."
-        )
+        limit, uri = self.context.options.max_body_size, self.request.uri
+        log.warning("%s: request body of %d bytes refused (max_body_size %d)", uri, length, limit)
+        detail = f"This proxy accepts request bodies of up to {limit:,} bytes."
+        self.send_error_page(413, "Request too large", detail)
 
     def _busy(self) -> bool:
         """Every connection to the backends is busy and the queue is full: a clear answer
         now (503) beats an unbounded queue (and memory) and a late timeout."""
-        context = self.context
-        options = context.options
-        if context.client.active < options.max_clients + options.upstream_queue:
+        active, options = self.context.client.active, self.context.options
+        if active < options.max_clients + options.upstream_queue:
             return False
-        log.warning(
-            "%s -> 503 (%d upstream requests in flight or waiting)",
-            self._where(),
-            context.client.active,
-        )
-        self.send_error_page(
-            503,
-            "Busy",
-            "The proxy is handling as many requests as it can. Try again soon.",
-            {"Retry-After": "5"},
-        )
+        log.warning("%s -> 503 (%d upstream requests in flight or waiting)", self._where(), active)
+        detail = "The proxy is handling as many requests as it can. Try again soon."
+        self.send_error_page(503, "Busy", detail, {"Retry-After": "5"})
         return True
 
     def _start_relay(
         self, has_body: bool, length: int | None, body: bytes | None = None, whole: bool = False
-    ) -> None:
+    ) -> Future | None:
         """Make the relay and send the request upstream. ``body``: the request body read
-        so far; ``whole``: it is all of it (a held body, mapped)."""
+        so far; ``whole``: it is all of it (a held body, mapped). Returns the wait for
+        room, as ``data_received`` does."""
         target = self.target
         assert target is not None
-        site, context, request = target.site, self.context, self.request
+        context, request = self.context, self.request
         method = request.method or "GET"
-        options = context.options
-        # Only the user opening a page switches sites: a page's images, scripts and
-        # fetches (a favicon from a background tab, say) must not move the other tabs.
-        switching = target.via_prefix and target.navigation and target.cookie_site != site.name
-        own_cookies: list[str] = []
-        if switching:
-            own_cookies.append(f"{SITE_COOKIE}={site.name}; Path=/; HttpOnly; SameSite=Lax")
-            if options.clear_old_cookies and target.cookie_site is not None:
-                # The old site's session must not ride on the cookie fallback any more;
-                # its scoped cookies (under /.site.<old>/) stay for its own tabs.
-                own_cookies.extend(
-                    expire_fallback_copies(request.headers.get("Cookie"), target.cookie_site)
-                )
+        cookie_header = request.headers.get("Cookie")
+        own_cookies = site_cookies(target, cookie_header, context.options.clear_old_cookies)
         # libcurl cannot send a GET or HEAD with a body (in its upload mode it would send
         # a PUT: a read turned into a write), and no server may act on one (RFC 9110
         # sections 9.3.1-2): it is read and dropped.
@@ -242,13 +190,15 @@ class ProxyHandler(PageHandler):
         headers = backend_headers(request, context, target)
         if self.body_result is BodyResult.MAPPED:
             drop_digests(headers)
-        self.relay = Relay(self, context, request, target, own_cookies)
+        self.relay = relay = Relay(self, context, request, target, own_cookies, self.record)
         if whole:
-            self.relay.start(headers, upload, None, body)
-            return
-        self.relay.start(headers, upload, length)
-        if body is not None:
-            self.body_waiting = self.relay.feed(body)
+            relay.start(headers, upload, None, body)
+            return None
+        relay.start(headers, upload, length)
+        if body is None:
+            return None
+        waiting = relay.feed(body)
+        return waiting if self.watch is None else self.watch.fed(waiting)
 
     def data_received(self, chunk: bytes) -> Future | None:
         held = self.held
@@ -263,16 +213,16 @@ class ProxyHandler(PageHandler):
             if not relay.head_sent:
                 self._refuse_body(self.record.received)
             return None
-        self.body_last = time.monotonic()
-        self.body_waiting = relay.feed(chunk)
-        return self.body_waiting
+        waiting = relay.feed(chunk)
+        return waiting if self.watch is None else self.watch.fed(waiting)
 
     def _hold(self, held: HeldBody, chunk: bytes) -> Future | None:
         """A piece of a body held for mapping. One that cannot be held any more (sent
         without Content-Length, it outgrew the limit; or the process holds too much) is
         passed on unchanged after all: the relay starts, and what was held goes first."""
         self.record.received += len(chunk)
-        self.body_last = time.monotonic()
+        if self.watch is not None:
+            self.watch.fed(None)
         if self.record.received > self.context.options.max_body_size:
             self.held = None
             held.release()
@@ -283,25 +233,21 @@ class ProxyHandler(PageHandler):
             return None
         self.held, self.body_result = None, result
         log_unheld(result, self._where(), held.limit)
-        self._start_relay(True, None, held.release() + chunk)
-        return self.body_waiting
+        return self._start_relay(True, None, held.release() + chunk)
 
     async def _finish_relay(self) -> None:
         """Completes the relay; Tornado's handler method for every request method."""
         self.relaying = True
+        if self.watch is not None:
+            self.watch.stop()  # the body is whole
         held, target = self.held, self.target
         if held is not None and target is not None and target.mapper is not None:
-            # The held body is whole: map it (a large one in a thread, so that the other
-            # requests of this process go on meanwhile), and only now ask the backend.
+            # The held body is whole: map it, and only now ask the backend.
             self.held = None
-            body = held.release()
             content_type = self.request.headers.get("Content-Type")
-            if len(body) > _MAP_IN_THREAD:
-                body, self.body_result = await IOLoop.current().run_in_executor(
-                    None, map_body, body, target.mapper, content_type, self._where()
-                )
-            else:
-                body, self.body_result = map_body(body, target.mapper, content_type, self._where())
+            body, self.body_result = await map_held(
+                held.release(), target.mapper, content_type, self._where()
+            )
             if self.ended or self.client_gone or self._busy():
                 return
             self._start_relay(True, None, body, whole=True)
@@ -321,10 +267,10 @@ class ProxyHandler(PageHandler):
         ends itself, then cancels its task, which Tornado handles as "this handler's
         own task was cancelled"."""
         task, relay = self.request_task, self.relay
+        head_sent = relay is not None and relay.head_sent
         if relay is not None:
-            relay.abort()
-            relay.done = True
-        if status == 408 and not self.client_gone and not (relay and relay.head_sent):
+            relay.client_left()  # it may write nothing more: the client is gone or ours
+        if status == 408 and not self.client_gone and not head_sent:
             self.send_error_page(
                 408, "Request Timeout", "The request body stopped arriving before it was whole."
             )
@@ -333,18 +279,10 @@ class ProxyHandler(PageHandler):
         if task is not None:
             task.cancel()
 
-    def _watch_body(self) -> None:
-        """While the body is being read: a client silent for client_body_timeout seconds
-        (not counting the time the backend holds it back) is answered 408."""
-        self.body_timer = None
+    def _stalled(self, waited: float) -> None:
+        """The body brought nothing for client_body_timeout seconds (handlers/relay/
+        bodywatch.py): 408."""
         if self.relaying or self.ended:
-            return
-        timeout = self.context.options.client_body_timeout
-        waited = time.monotonic() - self.body_last
-        held = self.body_waiting is not None and not self.body_waiting.done()
-        if waited < timeout or held:
-            delay = timeout - waited if not held else timeout
-            self.body_timer = IOLoop.current().call_later(max(delay, 0.05), self._watch_body)
             return
         log.warning(
             "%s %s: no body bytes for %.0f s: 408", self.request.method, self.request.uri, waited

@@ -4,17 +4,18 @@ A ``Relay`` owns the upstream transfer. It starts it, feeds it the request body,
 receives what the backend answers in the shape of Tornado's ``HTTPMessageDelegate``:
 ``headers_received``, ``data_received``, then ``finish`` or ``fail``. What the client
 is sent goes through a ``Sink``, a small interface the handler implements, so the relay
-can be driven and checked without a network (tests/test_relay.py).
+can be driven and checked without a network (tests/integration/test_relay.py).
 
-How the body travels is one named ``Mode`` (handlers/relay/modes.py), chosen once, when the
-header block is in:
+Where the exchange stands is one ``RelayState`` (handlers/relay/state.py), changed only by
+``_step``, which checks the table of allowed steps. How the body travels is one ``Mode``
+(handlers/relay/modes.py), chosen when the header block is in (handlers/relay/heads.py),
+and carried out by a ``Body`` of that mode (handlers/relay/bodies.py).
 
-- HEADERS_ONLY, REWRITE and SMALL hold the body and send the response in one go when the
-  backend is done (REWRITE rewrites it first; a body without a length that outgrows
-  ``rewrite_max_bytes`` switches to STREAM, unchanged);
-- STREAM sends the head at once, then writes each chunk as it comes, one flush at a
-  time, and pauses the backend while the client has DOWNLOAD_HIGH_WATER bytes or more
-  still to take.
+The contract with the handler: it calls ``start`` once, ``feed`` for each piece of the
+request body and ``complete`` once the body is whole; it calls ``client_left`` when the
+client's connection is closed or when it answers the client itself, after which the relay
+writes nothing more to it but a close. Either ``finish`` or ``fail`` ends the relay; a
+second end, or one after ``client_left``, writes nothing new.
 """
 
 from __future__ import annotations
@@ -27,38 +28,61 @@ from typing import TYPE_CHECKING
 from tornado.concurrent import Future
 from tornado.httputil import HTTPServerRequest
 
-from filters.pipeline import BodyRewriter
-from handlers.mapping.headers import downstream_headers, field
-from handlers.mapping.urlmap import is_proxy_origin
-from handlers.ops.metrics import error_kind
-from handlers.relay.modes import (
-    NO_BODY_STATUSES,
-    Mode,
-    head_fields,
-    response_mode,
-    rewritten_fields,
-)
+from handlers.ops.record import AccessRecord
+from handlers.relay import heads
+from handlers.relay.bodies import Body, Stream, make_body
 from handlers.relay.sink import Sink
-from handlers.upstream.client import TransferHandle, UpstreamRequest
-from handlers.upstream.curlopts import ascii_target
+from handlers.relay.state import (
+    AWAITING_HEAD,
+    CLIENT_GONE,
+    DONE,
+    FAILED,
+    RELAYING,
+    STARTING,
+    UNRELAYABLE,
+    RelayState,
+    checked_step,
+    may_step,
+)
+from handlers.upstream.client import TransferHandle
 from handlers.upstream.errors import UpstreamError
 from handlers.upstream.transfer import Fields
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from handlers.config.table import Site
     from handlers.context import ProxyContext
     from handlers.door.target import Target
 
 log = logging.getLogger(__name__)
 
-DOWNLOAD_HIGH_WATER = 1 << 20
-
-
-def _consume(future: Future) -> None:
-    future.exception()  # a fetch nobody awaits any more: its failure is expected
-
 
 class Relay:
-    """Relays one request (see the module's docstring). All its state is here."""
+    """Relays one request (see the module's docstring). All its state is declared here."""
+
+    # What it relays, for whom.
+    sink: Sink
+    context: ProxyContext
+    site: Site
+    target: Target
+    request: heads.ClientRequest
+    state: RelayState
+    # The upstream side.
+    transfer: TransferHandle | None
+    fetch: Future | None
+    body_done: Future[None] | None  # resolved when the upload is whole
+    write_body: Callable[[bytes], Future[None]] | None  # the transfer's, for uploads
+    # The response, as it is relayed.
+    status: int
+    reason: str
+    fields: Fields  # the header fields the client will be sent
+    body: Body | None  # how the body travels; None until the header block is in
+    failure: str | None  # why the response cannot be relayed (UNRELAYABLE)
+    # The upstream part of the access record (handlers/ops/record.py) is the relay's to fill.
+    record: AccessRecord
+    upstream_started: float
+    __slots__ = tuple(__annotations__)  # the attributes annotated above, and no others
 
     def __init__(
         self,
@@ -67,40 +91,37 @@ class Relay:
         request: HTTPServerRequest,
         target: Target,
         own_cookies: list[str],
+        record: AccessRecord,
     ) -> None:
         self.sink = sink
         self.context = context
         self.site = target.site
         self.target = target
-        self.method = request.method or "GET"
-        self.uri = request.uri or ""
-        self.request_headers = request.headers
-        self.own_cookies = own_cookies  # Set-Cookie fields of the proxy's own
-        # The upstream side.
-        self.transfer: TransferHandle | None = None
-        self.fetch: Future | None = None
-        self.body_done: Future[None] | None = None  # resolved when the upload is whole
-        self.write_body: object | None = None  # the client's write function, for uploads
-        # The response, as it is relayed.
-        self.mode: Mode | None = None  # None until the header block is in
-        self.status = 0
-        self.reason = ""
-        self.fields: Fields = []  # the header fields the client will be sent
-        self.rewriter: BodyRewriter | None = None
-        self.held: list[bytes] = []  # the body, in the modes that hold it
-        self.held_bytes = 0
-        self.pending: list[bytes] = []  # STREAM: received, not yet written
-        self.pending_bytes = 0
-        self.flushing: Future[None] | None = None  # STREAM: the flush in progress
-        self.head_sent = False
-        self.failure: str | None = None  # why the response cannot be relayed
-        self.client_gone = False
-        self.done = False  # finish or fail has run: nothing more is written
-        # For the access log and the metrics (handlers/ops/metrics.py).
+        method, uri = request.method or "GET", request.uri or ""
+        self.request = heads.ClientRequest(method, uri, request.headers, own_cookies)
+        self.state = STARTING
+        self.transfer = self.fetch = self.body_done = self.write_body = None
+        self.status, self.reason, self.fields = 0, "", []
+        self.body = self.failure = None
+        self.record = record
+        record.site = self.site.name
         self.upstream_started = 0.0
-        self.upstream_seconds: float | None = None
-        self.rewrite_seconds: float | None = None
-        self.upstream_error: str | None = None
+
+    def __repr__(self) -> str:
+        mode = self.body.mode.name if self.body is not None else "-"
+        method, uri = self.request.method, self.request.uri
+        return f"<Relay {self.site.name} {method} {uri} {self.state.name} {mode}>"
+
+    def _step(self, new: RelayState) -> None:
+        self.state = checked_step(self.state, new)
+
+    @property
+    def head_sent(self) -> bool:
+        """The response's head has gone to the client (the handler may not answer now)."""
+        state = self.state
+        if state is RELAYING:
+            return self.body is not None and self.body.head_first
+        return state is DONE
 
     # --- the upstream transfer ------------------------------------------------------
 
@@ -110,48 +131,30 @@ class Relay:
         """Send the request upstream. With ``upload``, the body is ``body`` when it is
         whole already, else it follows through ``feed`` (``length`` bytes, or chunked
         when None) and ends with ``complete``."""
-        site, target = self.site, self.target
+        self._step(AWAITING_HEAD)
         producer = None
-        if body is not None:
-            headers["Content-Length"] = str(len(body))
-        elif upload:
+        if body is None and upload:
             self.body_done = Future()
             producer = self._produce
-            if length is not None:
-                headers["Content-Length"] = str(length)
-        request_target = ascii_target(target.path)
-        upstream = UpstreamRequest(
-            site.base_url + request_target,
-            request_target=request_target,
-            idle_timeout=site.timeout,
-            on_response=self.headers_received,
-            streaming_callback=self.data_received,
-            body_producer=producer,
-            body=body,
-            method=self.method,
-            headers=headers,
-            follow_redirects=False,
-            decompress_response=False,
-            allow_nonstandard_methods=True,
-            connect_timeout=site.connect_timeout,
-            request_timeout=0,  # no total limit: idle_timeout instead
-            validate_cert=site.validate_cert,
-            ca_certs=site.ca_certs,
-        )
+        upstream = heads.upstream_request(
+            self.target, self.request.method, headers, body, producer, length,
+            self.headers_received, self.data_received,
+        )  # fmt: skip
         self.transfer = upstream.handle
         self.upstream_started = time.monotonic()
         self.fetch = self.context.client.fetch(upstream, raise_error=False)
 
-    def _produce(self, write: object) -> Future[None]:
+    def _produce(self, write: Callable[[bytes], Future[None]]) -> Future[None]:
         self.write_body = write
         assert self.body_done is not None
         return self.body_done
 
     def feed(self, chunk: bytes) -> Future[None] | None:
         """A piece of the request body; a Future when the caller should wait for room."""
-        if self.write_body is None or self.done:
+        state = self.state
+        if self.write_body is None or state is DONE or state is FAILED:
             return None
-        waiting: Future[None] = self.write_body(chunk)  # type: ignore[operator]
+        waiting = self.write_body(chunk)
         return None if waiting.done() else waiting
 
     async def complete(self) -> None:
@@ -164,254 +167,131 @@ class Relay:
         try:
             await fetch
         except UpstreamError as exc:
-            self.upstream_seconds = time.monotonic() - self.upstream_started
-            if not self.client_gone:
-                self.upstream_error = error_kind(exc.errno)
+            self.record.upstream_seconds = time.monotonic() - self.upstream_started
+            if self.state is not CLIENT_GONE:
+                self.record.upstream_error = exc.kind
             self.fail(exc)
             return
         except Exception:
-            log.exception("%s: proxying %s failed", self.site.name, self.uri)
+            log.exception("%s: proxying %s failed", self.site.name, self.request.uri)
             self.fail(None)
             return
-        self.upstream_seconds = time.monotonic() - self.upstream_started
+        self.record.upstream_seconds = time.monotonic() - self.upstream_started
         await self._caught_up()
         self.finish()
 
     async def _caught_up(self) -> None:
-        """Wait until no flush is in progress, so that ``finish`` writes the end alone.
-
-        Tornado's HTTP1Connection keeps one write Future: a write made while another is
-        in progress has its Future resolved when the earlier one completes. The last
-        write, made by ``sink.finish()`` behind a flush to a slow client, would then say
-        "sent" with up to a MiB still in the connection's buffer, and closing on it
-        (``Connection: close``) would drop those bytes (issue 17)."""
-        while self.flushing is not None and not self.done:
-            await asyncio.wait([self.flushing])  # _flushed runs first: it sends the rest
+        """Wait until no flush is in progress, so that ``finish`` writes the end alone: an
+        end written behind a flush would be reported sent with it (handlers/relay/sink.py),
+        and a connection closed on it would lose up to a MiB (issue 17)."""
+        while self.body is not None and self.body.flushing is not None:
+            if self.state is DONE or self.state is FAILED:
+                return
+            await asyncio.wait([self.body.flushing])  # _flushed runs first: it sends the rest
 
     def abort(self) -> None:
-        """End the upstream transfer now (the client has gone or stalled)."""
+        """End the upstream transfer now (the client has gone, stalled or sent too much)."""
         if self.transfer is not None:
             self.transfer.abort()
         if self.fetch is not None:
-            self.fetch.add_done_callback(_consume)
+            # A fetch nobody awaits any more: its failure is expected.
+            self.fetch.add_done_callback(lambda fetch: fetch.exception())
 
     def client_left(self) -> None:
-        self.client_gone = True
+        """The handler's one word about the client: its connection is closed, or the
+        handler answers it itself. The transfer ends; nothing more is written but a close."""
+        if may_step(self.state, CLIENT_GONE):  # (not once the relay has ended)
+            self._step(CLIENT_GONE)
         self.abort()
 
     # --- what the backend answers ---------------------------------------------------------
 
     def headers_received(self, status: int, reason: str, fields: Fields) -> None:
         self.status, self.reason = status, reason
-        if self.done or self.client_gone:
-            return
+        if self.state is not AWAITING_HEAD:
+            return  # the client has gone, or the relay has ended
         try:
             self._plan(fields)
-        except ValueError as exc:  # a field that may not be sent (control characters)
-            log.warning("%s: invalid response header from the backend: %s", self.site.name, exc)
-            self.failure = f"The site {self.site.name!r} sent an invalid response."
+        except ValueError as exc:
+            self._invalid(exc)
         except Exception:
             log.exception("%s: cannot relay the response headers", self.site.name)
-            self.failure = f"The site {self.site.name!r} sent a response the proxy could not relay."
+            self._refuse(f"The site {self.site.name!r} sent a response the proxy could not relay.")
+
+    def _refuse(self, why: str) -> None:
+        self.failure = why
+        self._step(UNRELAYABLE)
+
+    def _invalid(self, exc: ValueError) -> None:
+        """A field the sink may not send (control characters): a 502 instead."""
+        log.warning("%s: invalid response header from the backend: %s", self.site.name, exc)
+        self._refuse(f"The site {self.site.name!r} sent an invalid response.")
 
     def _plan(self, fields: Fields) -> None:
-        site, context, target = self.site, self.context, self.target
-        # The shim's tag for an HTML page, and any CSP amended to admit it.
-        tag, fields = context.shim.plan(site, self.request_headers, fields)
-        out = list(
-            downstream_headers(
-                fields,
-                context.table,
-                site,
-                target.path,
-                target.secure_client,
-                context.plans[site.name].backend_links,
-                self._proxy_origin(),
-            )
-        )
-        out.extend(("Set-Cookie", cookie) for cookie in self.own_cookies)
-        self.fields = out
-        status, method, options = self.status, self.method, context.options
-        length_text = field(fields, "content-length")
-        length = int(length_text) if length_text and length_text.isdigit() else None
-        rewriter = None
-        if status not in NO_BODY_STATUSES and status != 206:
-            rewriter = context.plans[site.name].for_response(
-                self.uri, field(fields, "content-type"), field(fields, "content-encoding"), tag
-            )
-        sizes = (options.rewrite_max_bytes, options.small_body_bytes)
-        mode = response_mode(method, status, length, rewriter is not None, *sizes)
-        self.mode = mode
-        if mode is Mode.REWRITE:
-            self.rewriter = rewriter
-        elif method == "HEAD":
-            if response_mode("GET", status, length, rewriter is not None, *sizes) is Mode.REWRITE:
-                # The GET's body would be rewritten: the backend's length would
-                # contradict it. A HEAD may omit what only the content determines (RFC
-                # 9110 section 9.3.2), as nginx's sub_filter does.
-                self.fields = head_fields(out)
-        elif rewriter is not None:
-            self._log_too_large()
-        if mode is Mode.STREAM:
-            self.sink.respond(status, self.reason, out)
-            self._send_pending()  # the head now: an event stream's client is waiting
-
-    def _proxy_origin(self) -> str | None:
-        """The request's Origin when it is the proxy's own, which the backend was sent as
-        its own origin (handlers/mapping/headers.py: map_request_urls)."""
-        origin = self.request_headers.get("Origin")
-        host = self.request_headers.get("Host")
-        if self.site.knows_proxy or not is_proxy_origin(origin, host):
-            return None
-        return origin
+        plan = heads.plan_response(self.context, self.target, self.request, self.status, fields)
+        self.fields = plan.fields
+        self.body = make_body(plan.mode, self, plan.rewriter)
+        self._step(RELAYING)
+        self.body.begin()
 
     def data_received(self, chunk: bytes) -> Future[None] | None:
         """A piece of the response body. Returns a Future to pause the backend until
         it resolves (the client is behind)."""
-        if self.failure is not None or self.client_gone or self.done:
+        if self.state is not RELAYING:
             return None
-        if self.mode is not Mode.STREAM:
-            self.held.append(chunk)
-            if self.rewriter is not None:
-                self.held_bytes += len(chunk)
-                if self.held_bytes > self.context.options.rewrite_max_bytes:
-                    self._give_up_rewriting()
-            return None
-        self.pending.append(chunk)
-        self.pending_bytes += len(chunk)
-        if self.flushing is None:
-            self._send_pending()
-            return None
-        return self.flushing if self.pending_bytes >= DOWNLOAD_HIGH_WATER else None
+        return self.body.received(chunk)  # type: ignore[union-attr]
 
-    def _send_pending(self) -> None:
-        """Write what is waiting; one flush at a time, so that its completion says the
-        client has taken everything so far."""
-        sink = self.sink
-        for chunk in self.pending:
-            sink.write(chunk)
-        self.pending = []
-        self.pending_bytes = 0
-        self.head_sent = True
-        flushing = sink.flush()
-        self.flushing = flushing
-        flushing.add_done_callback(self._flushed)
-
-    def _flushed(self, flushing: Future[None]) -> None:
-        self.flushing = None
-        if flushing.exception() is not None:
-            return  # the client has gone: the handler hears of it and ends the transfer
-        if self.pending and not self.done:
-            self._send_pending()
-
-    def _give_up_rewriting(self) -> None:
-        """A body without Content-Length grew past the rewrite cap: send what we have
-        unchanged and stream the rest."""
-        self._log_too_large()
-        self.mode, self.rewriter = Mode.STREAM, None
-        self.pending, self.held = self.held, []
-        self.pending_bytes, self.held_bytes = self.held_bytes, 0
-        self.sink.respond(self.status, self.reason, self.fields)
-        self._send_pending()
-
-    def _log_too_large(self) -> None:
-        log.warning(
-            "%s: %s is larger than rewrite_max_bytes (%d): sent unchanged",
-            self.site.name,
-            self.uri,
-            self.context.options.rewrite_max_bytes,
-        )
+    def stream_instead(self, held: list[bytes], size: int) -> None:
+        """A body to rewrite, without Content-Length, grew past the rewrite cap: send what
+        was held unchanged and stream the rest (``Rewrite`` calls this)."""
+        heads.log_too_large(self.site.name, self.request.uri, self.context.options)
+        self.body = Stream(self, held, size)
+        self.body.begin()
 
     def finish(self) -> None:
         """The backend's response is complete: complete the client's."""
-        if self.done:
+        state, body = self.state, self.body
+        if state is DONE or state is FAILED:
             return
-        mode = self.mode
-        if self.client_gone:
-            self.done = True
-            self.sink.close()
+        if state is not RELAYING or body is None:
+            self.fail(None)  # the client has gone, or no head could be relayed
             return
-        if self.failure is not None or mode is None:
-            self.fail(None)
+        if body.flushing is not None:  # see _caught_up: the end goes once it is done
+            body.flushing.add_done_callback(lambda _: self.finish())
             return
-        sink = self.sink
-        if mode is Mode.STREAM:
-            if self.flushing is not None:  # see _caught_up: the end goes once it is done
-                self.flushing.add_done_callback(lambda _: self.finish())
+        fields = body.fields()
+        if fields is not None:
+            try:
+                self.sink.respond(self.status, self.reason, fields)
+            except ValueError as exc:
+                self._invalid(exc)
+                self.fail(None)
                 return
-            self.done = True
-            for chunk in self.pending:
-                sink.write(chunk)
-            self.pending = []
-            sink.finish()
-            return
-        self.done = True
-        fields = self.fields
-        body = b"".join(self.held)
-        self.held = []
-        if mode is Mode.HEADERS_ONLY:
-            if self.status in NO_BODY_STATUSES:
-                fields = [(k, v) for k, v in fields if k.lower() != "content-length"]
-            body = b""
-        elif mode is Mode.REWRITE:
-            new = self._rewritten(body)
-            if new is not None:
-                # The body changed: its length and the validators of the backend's
-                # bytes no longer describe it.
-                fields = rewritten_fields(fields)
-                fields.append(("Content-Length", str(len(new))))
-                body = new
-        try:
-            sink.respond(self.status, self.reason, fields)
-        except ValueError as exc:
-            log.warning("%s: invalid response header from the backend: %s", self.site.name, exc)
-            self.done = False
-            self.failure = f"The site {self.site.name!r} sent an invalid response."
-            self.fail(None)
-            return
-        self.head_sent = True
-        if mode is Mode.HEADERS_ONLY:
-            sink.flush()  # the head alone: no Content-Length may be made up for it
-        else:
-            sink.write(body)
-        sink.finish()
-
-    def _rewritten(self, body: bytes) -> bytes | None:
-        """The rewritten body; None when unchanged (or when rewriting failed)."""
-        assert self.rewriter is not None
-        started = time.perf_counter()
-        try:
-            return self.rewriter.rewrite(body, self.context.options.rewrite_max_bytes)
-        except Exception:
-            log.exception("%s: rewriting %s failed; sent as is", self.site.name, self.uri)
-            return None
-        finally:
-            self.rewrite_seconds = time.perf_counter() - started
+        self._step(DONE)
+        body.end()
 
     def fail(self, exc: Exception | None) -> None:
         """No complete response can come: a 502/504 page if nothing was sent yet, else
         the connection is closed before the body is complete."""
-        if self.done:
-            return
-        self.done = True
+        state = self.state
+        if not may_step(state, FAILED):
+            return  # it has ended already
+        head_sent = self.head_sent
+        self._step(FAILED)
         site, sink = self.site, self.sink
-        if self.client_gone:
+        if state is CLIENT_GONE:
             sink.close()
             return
-        if self.head_sent:
+        if head_sent:
             # Part of the response is already with the client: the only honest signal
             # left is to end the connection before the body is complete.
-            log.warning("%s: response to %s broke off: %s", site.name, self.uri, exc)
+            log.warning("%s: response to %s broke off: %s", site.name, self.request.uri, exc)
             sink.close()
             return
-        # A backend that was too slow is a 504; any other failure before a response, 502.
-        if isinstance(exc, UpstreamError) and error_kind(exc.errno) == "timeout":
-            status, title = 504, "Site timed out"
-            detail = f"The site {site.name!r} did not answer in time."
-        else:
-            status, title = 502, "Site unreachable"
-            detail = self.failure or (
-                f"The proxy could not get a response from the site {site.name!r}."
-            )
-        log.warning("%s: %s %s -> %d (%s)", site.name, self.method, self.uri, status, exc)
+        status, title, detail = heads.failure_page(exc, site.name, self.failure)
+        method, uri = self.request.method, self.request.uri
+        log.warning("%s: %s %s -> %d (%s)", site.name, method, uri, status, exc)
         sink.error_page(status, title, detail)
+
+
+__all__ = ["Relay"]

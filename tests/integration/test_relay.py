@@ -1,6 +1,7 @@
-"""The relay on its own: a fake sink, no network. Each test drives one Relay through
-headers_received / data_received / finish / fail as the upstream client would, and
-checks what the client side (the sink) was asked to do, in order."""
+"""The relay on its own: a fake sink, no network. Each test starts one Relay with a client
+that never answers, drives it through headers_received / data_received / finish / fail as
+the upstream client would, and checks what the client side (the sink) was asked to do,
+in order."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from handlers.config.options import Options
 from handlers.config.sites import BackendSite, build_site_table
 from handlers.context import ProxyContext
 from handlers.door.target import Target
+from handlers.ops.record import AccessRecord
+from handlers.relay.bodies import DOWNLOAD_HIGH_WATER
 from handlers.relay.modes import Mode
-from handlers.relay.relay import DOWNLOAD_HIGH_WATER, Relay
-from handlers.upstream.client import make_client
+from handlers.relay.relay import Relay
+from handlers.relay.state import RelayState
 from handlers.upstream.errors import UpstreamError
 
 HTML = "text/html; charset=utf-8"
@@ -84,6 +87,13 @@ class FakeSink:
 SINKS: list[FakeSink] = []
 
 
+class SilentClient:
+    """Takes each request and never answers it: the test plays the backend."""
+
+    def fetch(self, request: object, raise_error: bool = True) -> Future[None]:
+        return Future()
+
+
 def run(test):
     """Run ``test(make_relay)`` inside an event loop (Futures need one); then check
     that no sink was flushed out of turn."""
@@ -95,8 +105,7 @@ def run(test):
             }
         )
         options = Options(rewrite_max_bytes=64 * 1024, small_body_bytes=16 * 1024)
-        client = make_client(4)
-        context = ProxyContext(table=table, options=options, client=client)
+        context = ProxyContext(table=table, options=options, client=SilentClient())  # type: ignore[arg-type]
 
         def make_relay(method="GET", sink=None, uri="/.site.app/page"):
             sink = sink or FakeSink()
@@ -106,14 +115,14 @@ def run(test):
             )
             target = Target(table.get("app"), uri.removeprefix("/.site.app"), "prefix",
                             "app", False, False)  # fmt: skip
-            return Relay(sink, context, request, target, []), sink
+            relay = Relay(sink, context, request, target, [], AccessRecord(method))
+            relay.start({}, upload=False, length=None)
+            assert relay.state is RelayState.AWAITING_HEAD
+            return relay, sink
 
-        try:
-            result = test(make_relay)
-            if asyncio.iscoroutine(result):
-                await result
-        finally:
-            client.close()
+        result = test(make_relay)
+        if asyncio.iscoroutine(result):
+            await result
 
     SINKS.clear()
     asyncio.run(main())
@@ -124,7 +133,7 @@ def test_head_and_bodyless_statuses_send_the_head_alone():
     def check(make_relay):
         relay, sink = make_relay("HEAD")
         relay.headers_received(200, "OK", [("Content-Length", "1234"), ("Content-Type", PNG)])
-        assert relay.mode is Mode.HEADERS_ONLY and sink.calls == []
+        assert relay.body.mode is Mode.HEADERS_ONLY and sink.calls == []
         relay.finish()
         assert sink.kinds() == ["respond", "flush", "finish"]
         assert sink.head()[1]["content-length"] == "1234"  # HEAD keeps the GET's length
@@ -166,7 +175,7 @@ def test_head_never_contradicts_the_get(content_type, body, length, head_has_len
             fields.append(("Content-Length", str(length)))
         relay, sink = make_relay("GET")
         relay.headers_received(200, "OK", fields)
-        if relay.mode is not Mode.STREAM:  # (a stream's head is out at once)
+        if relay.body.mode is not Mode.STREAM:  # (a stream's head is out at once)
             relay.data_received(body)
             relay.finish()
         get = sink.head()[1]
@@ -186,7 +195,7 @@ def test_a_small_body_leaves_in_one_write_with_its_head():
     def check(make_relay):
         relay, sink = make_relay()
         relay.headers_received(200, "OK", [("Content-Length", "10"), ("Content-Type", "image/png")])
-        assert relay.mode is Mode.SMALL
+        assert relay.body.mode is Mode.SMALL
         assert relay.data_received(b"01234") is None
         assert relay.data_received(b"56789") is None
         assert sink.calls == []  # nothing before the body is whole
@@ -201,7 +210,7 @@ def test_a_large_body_streams_and_a_slow_client_pauses_the_backend():
     async def check(make_relay):
         relay, sink = make_relay()
         relay.headers_received(200, "OK", [("Content-Type", "application/octet-stream")])
-        assert relay.mode is Mode.STREAM
+        assert relay.body.mode is Mode.STREAM
         assert sink.kinds() == ["respond", "flush"]  # the head goes at once
         piece = b"x" * (256 * 1024)
         waits = [relay.data_received(piece) for _ in range(DOWNLOAD_HIGH_WATER // len(piece))]
@@ -283,7 +292,7 @@ def test_a_page_is_rewritten_whole_and_its_stale_fields_go():
                 ("Accept-Ranges", "bytes"),
             ],
         )
-        assert relay.mode is Mode.REWRITE
+        assert relay.body.mode is Mode.REWRITE
         relay.data_received(page[:10])
         relay.data_received(page[10:])
         relay.finish()
@@ -301,12 +310,12 @@ def test_a_page_without_length_that_outgrows_the_cap_streams_unchanged():
     async def check(make_relay):
         relay, sink = make_relay()
         relay.headers_received(200, "OK", [("Content-Type", HTML)])
-        assert relay.mode is Mode.REWRITE
+        assert relay.body.mode is Mode.REWRITE
         link = b'<a href="http://10.1.2.3:8080/x">x</a>'
         chunk = link * (16 * 1024 // len(link))
         for _ in range(5):  # 80 KiB > rewrite_max_bytes (64 KiB)
             relay.data_received(chunk)
-        assert relay.mode is Mode.STREAM
+        assert relay.body.mode is Mode.STREAM
         sink.flushes[0].set_result(None)
         relay.finish()
         await asyncio.sleep(0)
@@ -378,6 +387,6 @@ def test_the_mode_follows_the_response(method, status, fields, mode):
     def check(make_relay):
         relay, _ = make_relay(method)
         relay.headers_received(status, "", fields)
-        assert relay.mode is mode
+        assert relay.body.mode is mode
 
     run(check)
