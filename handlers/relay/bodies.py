@@ -120,7 +120,7 @@ class Rewrite(Body):
     """Held whole, rewritten, sent with its new length. One without a length that outgrows
     ``rewrite_max_bytes`` is streamed instead, unchanged."""
 
-    __slots__ = ("held_bytes", "limit", "new", "rewriter")
+    __slots__ = ("held_bytes", "limit", "rewriter")
     mode = Mode.REWRITE
 
     def __init__(self, relay: Relay, rewriter: BodyRewriter) -> None:
@@ -128,7 +128,6 @@ class Rewrite(Body):
         self.rewriter = rewriter
         self.limit = relay.context.options.rewrite_max_bytes
         self.held_bytes = 0
-        self.new: bytes | None = None  # the rewritten body, once fields() has made it
 
     def received(self, chunk: bytes) -> None:
         self.chunks.append(chunk)

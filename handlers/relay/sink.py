@@ -1,7 +1,12 @@
 """What a relay (handlers/relay/relay.py) writes to: the client's side of one exchange.
 
-``ProxyHandler`` implements it over Tornado's ``RequestHandler``; tests/integration/test_relay.py
-implements it with a recorder.
+``ProxyHandler`` implements it over Tornado's ``RequestHandler``;
+tests/integration/test_relay.py implements it with a recorder.
+
+The relay calls it in one of three ways, and then never again: ``respond``, then any
+number of ``write`` and ``flush`` (one flush in progress at a time), then ``finish``;
+or ``error_page``, when nothing was sent (a ``respond`` that raised ValueError sent
+nothing); or ``close``, at any point.
 """
 
 from __future__ import annotations
