@@ -6,15 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tornado.concurrent import Future
-from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
-from handlers.config.options import Options
-from handlers.config.sites import BackendSite, build_site_table
-from handlers.context import ProxyContext
-from handlers.door.target import Target
-from handlers.ops.record import AccessRecord
-from handlers.relay.relay import Relay
 from handlers.relay.state import (
     TRANSITIONS,
     RelayState,
@@ -22,6 +14,7 @@ from handlers.relay.state import (
     checked_step,
     may_step,
 )
+from tests.support.relay import run
 
 S = RelayState
 ALLOWED = [
@@ -69,62 +62,25 @@ def test_every_state_but_the_ends_may_fail_or_lose_its_client():
         assert state not in TRANSITIONS[state]  # no state steps to itself
 
 
-class SilentClient:
-    def fetch(self, request: object, raise_error: bool = True) -> Future[None]:
-        return Future()
-
-
-def make_relay(method: str = "GET") -> Relay:
-    table = build_site_table({"app": BackendSite("app", "http://10.1.2.3:8080", None, [])})
-    context = ProxyContext(table=table, options=Options(), client=SilentClient())  # type: ignore[arg-type]
-    request = HTTPServerRequest(
-        start_line=RequestStartLine(method, "/.site.app/page", "HTTP/1.1"),
-        headers=HTTPHeaders({"Host": "proxy"}),
-    )
-    target = Target(table.get("app"), "/page", "prefix", "app", False, False)
-    return Relay(NullSink(), context, request, target, [], AccessRecord(method))
-
-
-class NullSink:
-    def respond(self, *args: object) -> None:
-        pass
-
-    def write(self, chunk: bytes) -> None:
-        pass
-
-    def flush(self) -> Future[None]:
-        future: Future[None] = Future()
-        future.set_result(None)
-        return future
-
-    def finish(self) -> None:
-        pass
-
-    def error_page(self, *args: object) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_relay_shows_its_state_and_mode():
-    async def check():
-        relay = make_relay()
+    async def check(make_relay):
+        relay, sink = make_relay(start=False)
         assert repr(relay) == "<Relay app GET /.site.app/page STARTING ->"
         relay.start({}, upload=False, length=None)
         assert repr(relay) == "<Relay app GET /.site.app/page AWAITING_HEAD ->"
         relay.headers_received(200, "OK", [("Content-Type", "image/png")])
         assert repr(relay) == "<Relay app GET /.site.app/page RELAYING STREAM>"
-        await asyncio.sleep(0)  # the head's flush completes
+        sink.flushes[0].set_result(None)  # the client takes the head
+        await asyncio.sleep(0)
         relay.finish()
         assert repr(relay) == "<Relay app GET /.site.app/page DONE STREAM>"
 
-    asyncio.run(check())
+    run(check)
 
 
 def test_a_relay_refuses_a_step_out_of_turn_and_ignores_late_calls():
-    async def check():
-        relay = make_relay()
+    def check(make_relay):
+        relay, sink = make_relay(start=False)
         with pytest.raises(RelayStateError):
             relay._step(S.DONE)  # not started: nothing to be done
         relay.headers_received(200, "OK", [])  # before start: no request, so no head
@@ -140,5 +96,6 @@ def test_a_relay_refuses_a_step_out_of_turn_and_ignores_late_calls():
         relay.fail(None)  # a late end changes nothing
         relay.client_left()
         assert relay.state is S.FAILED
+        assert sink.calls == [("close",)]  # all a client that left is sent
 
-    asyncio.run(check())
+    run(check)
