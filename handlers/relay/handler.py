@@ -71,10 +71,12 @@ class ProxyHandler(PageHandler):
     def on_finish(self) -> None:
         super().on_finish()
         self.ended = True
-        # The relay holds this handler (its sink) and the client's transfer holds the
-        # relay's methods: letting go here frees the handler now, by reference
-        # counting, rather than by a later garbage collection (latency spikes).
-        self.relay = None
+        # The relay holds this handler (its sink), its body holds the relay, and the
+        # client's transfer holds the relay's methods: letting go here frees them all
+        # now, by reference counting, rather than by a later garbage collection.
+        if self.relay is not None:
+            self.relay.release()
+            self.relay = None
         if self.held is not None:
             self.held.release()
             self.held = None

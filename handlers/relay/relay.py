@@ -1,21 +1,19 @@
 """One proxied request's exchange with its backend: the ``Relay``.
 
-A ``Relay`` owns the upstream transfer. It starts it, feeds it the request body, and
-receives what the backend answers in the shape of Tornado's ``HTTPMessageDelegate``:
-``headers_received``, ``data_received``, then ``finish`` or ``fail``. What the client
-is sent goes through a ``Sink``, a small interface the handler implements, so the relay
-can be driven and checked without a network (tests/integration/test_relay.py).
+A ``Relay`` owns the upstream transfer: it starts it, feeds it the request body, and
+receives the answer in the shape of Tornado's ``HTTPMessageDelegate`` (``headers_received``,
+``data_received``, then ``finish`` or ``fail``). The client is written to through a
+``Sink`` the handler implements, so tests drive the relay without a network.
 
 Where the exchange stands is one ``RelayState`` (handlers/relay/state.py), changed only by
 ``_step``, which checks the table of allowed steps. How the body travels is one ``Mode``
 (handlers/relay/modes.py), chosen when the header block is in (handlers/relay/heads.py),
 and carried out by a ``Body`` of that mode (handlers/relay/bodies.py).
 
-The contract with the handler: it calls ``start`` once, ``feed`` for each piece of the
-request body and ``complete`` once the body is whole; it calls ``client_left`` when the
-client's connection is closed or when it answers the client itself, after which the relay
-writes nothing more to it but a close. Either ``finish`` or ``fail`` ends the relay; a
-second end, or one after ``client_left``, writes nothing new.
+The contract with the handler: ``start`` once, ``feed`` for each piece of the request
+body, ``complete`` once it is whole; ``client_left`` when the client's connection is
+closed or the handler answers it itself (the relay then writes nothing but a close);
+``release`` when it is done. ``finish`` or ``fail`` ends the relay, once.
 """
 
 from __future__ import annotations
@@ -114,6 +112,10 @@ class Relay:
 
     def _step(self, new: RelayState) -> None:
         self.state = checked_step(self.state, new)
+
+    def release(self) -> None:
+        """The handler is done with this relay: let go of the body, which refers back."""
+        self.body = None
 
     @property
     def head_sent(self) -> bool:
