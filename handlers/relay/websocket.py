@@ -96,7 +96,7 @@ class WebSocketRelay(PageHandler, WebSocketHandler):
             return
         self._subprotocol = self.backend.selected_subprotocol
         await super().get(*args, **kwargs)
-        if self.ws_connection is None:  # the client's handshake failed
+        if self.counts is None:  # open() never ran: the client's handshake failed
             self.backend.close()
 
     def get_compression_options(self) -> None:
