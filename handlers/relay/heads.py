@@ -18,7 +18,7 @@ from handlers.mapping.cookies import expire_fallback_copies
 from handlers.mapping.headers import downstream_headers, field
 from handlers.mapping.urlmap import is_proxy_origin
 from handlers.relay.modes import NO_BODY_STATUSES, Mode, head_fields, response_mode
-from handlers.upstream.client import UpstreamRequest
+from handlers.upstream.client import Exchange
 from handlers.upstream.curlopts import ascii_target
 from handlers.upstream.errors import UpstreamError
 from handlers.upstream.transfer import Fields, ResponseCallback
@@ -50,7 +50,7 @@ def upstream_request(
     length: int | None,
     on_response: ResponseCallback,
     on_chunk: Callable[[bytes], Future[None] | None],
-) -> UpstreamRequest:
+) -> Exchange:
     """The request for ``target``'s backend. Its body is ``body`` when whole, else what
     ``producer`` writes (``length`` bytes, or chunked when None); the response's head goes
     to ``on_response``, its body to ``on_chunk``."""
@@ -60,21 +60,18 @@ def upstream_request(
         headers["Content-Length"] = str(length)
     site = target.site
     request_target = ascii_target(target.path)
-    return UpstreamRequest(
+    return Exchange(
         site.base_url + request_target,
+        method,
+        headers,
+        body=body,
+        body_producer=producer,
+        on_response=on_response,
+        on_chunk=on_chunk,
         request_target=request_target,
         idle_timeout=site.timeout,
-        on_response=on_response,
-        streaming_callback=on_chunk,
-        body_producer=producer,
-        body=body,
-        method=method,
-        headers=headers,
-        follow_redirects=False,
-        decompress_response=False,
-        allow_nonstandard_methods=True,
         connect_timeout=site.connect_timeout,
-        request_timeout=0,  # no total limit: idle_timeout instead
+        request_timeout=None,  # no total limit: idle_timeout instead
         validate_cert=site.validate_cert,
         ca_certs=site.ca_certs,
     )

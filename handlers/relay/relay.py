@@ -144,7 +144,7 @@ class Relay:
         )  # fmt: skip
         self.transfer = upstream.handle
         self.upstream_started = time.monotonic()
-        self.fetch = self.context.client.fetch(upstream, raise_error=False)
+        self.fetch = self.context.client.start(upstream)
 
     def _produce(self, write: Callable[[bytes], Future[None]]) -> Future[None]:
         self.write_body = write

@@ -10,9 +10,11 @@ extension point Tornado documents for subclasses, over ``pycurl.CurlMulti``:
   every chunk and then the completion always arrive in that order;
 - ``streaming_callback`` may return a Future: the transfer is paused until it resolves
   (backpressure), as ``body_producer``'s write function returns one for uploads;
-- an ``UpstreamRequest`` (handlers/upstream/request.py) carries a ``TransferHandle``
-  that ends its transfer at once, the finished response headers in one call
-  (``on_response``), the exact request target and an idle timeout;
+- ``start`` takes an ``Exchange`` (handlers/upstream/exchange.py), as a relay makes one
+  per request: its ``TransferHandle`` ends the transfer at once, the response headers
+  come in one call (``on_response``), the request target is sent as given, and an idle
+  timeout stands in for a total one. ``fetch`` turns an ``HTTPRequest`` (or an
+  ``UpstreamRequest``, with those same fields) into one (handlers/upstream/request.py);
 - easy handles are reused, their options reset; the connection cache lives in the multi
   handle, so keep-alive connections survive that reset.
 
@@ -26,32 +28,31 @@ instead of the request, is in handlers/upstream/request.py (``extension``).
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import pycurl
-from tornado.gen import convert_yielded
+from tornado.concurrent import (
+    Future,
+    future_set_exception_unless_cancelled,
+    future_set_result_unless_cancelled,
+)
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.ioloop import IOLoop
 
 from handlers.upstream.curlopts import BODY_METHODS, DEFAULTS, configure, refusal
 from handlers.upstream.errors import UpstreamError
-from handlers.upstream.request import TransferHandle, UpstreamRequest, extension
+from handlers.upstream.exchange import Exchange, TransferHandle
+from handlers.upstream.multi import CurlOnLoop
+from handlers.upstream.request import UpstreamRequest, exchange_of, response_of
 from handlers.upstream.transfer import Transfer
 
 log = logging.getLogger(__name__)
 
 
-_SOCKET_EVENTS = {
-    pycurl.POLL_NONE: IOLoop.ERROR,
-    pycurl.POLL_IN: IOLoop.READ,
-    pycurl.POLL_OUT: IOLoop.WRITE,
-    pycurl.POLL_INOUT: IOLoop.READ | IOLoop.WRITE,
-}
-
-
-class RelayClient(AsyncHTTPClient):
+class RelayClient(AsyncHTTPClient, CurlOnLoop):
     """``AsyncHTTPClient`` over ``pycurl.CurlMulti``; see the module's docstring.
 
     It supports the ``HTTPRequest`` fields a proxy uses: method (any, with
@@ -69,31 +70,21 @@ class RelayClient(AsyncHTTPClient):
         max_body_size: int = 100 << 20,
     ) -> None:
         super().initialize(defaults={**DEFAULTS, **(defaults or {})})
-        self.loop = IOLoop.current()  # AsyncHTTPClient's own io_loop is not documented
+        self._watch_loop(IOLoop.current())  # AsyncHTTPClient's io_loop is not documented
         self.max_clients = max_clients
         self.ca_file = ca_file  # for https when the request names no ca_certs
         self.max_body_size = max_body_size  # of a response that is not streamed
         self._ready: list[Transfer] = []  # transfers with something to deliver
-        self._multi = pycurl.CurlMulti()
-        self._multi.setopt(pycurl.M_TIMERFUNCTION, self._set_timer)
-        self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch_socket)
         self._idle: list[pycurl.Curl] = []
         self._running: dict[pycurl.Curl, Transfer] = {}
         self._waiting: collections.deque[Transfer] = collections.deque()
-        self._fds: set[int] = set()
-        self._timer: object | None = None
-        self._timer_due = 0.0
-        self._kicked = False
+        self._closed_down = False
 
     def close(self) -> None:
+        self._closed_down = True
         for transfer in list(self._running.values()) + list(self._waiting):
             self.abort(transfer, "the client was closed")
-        for fd in self._fds:
-            self.loop.remove_handler(fd)
-        self._fds.clear()
-        if self._timer is not None:
-            self.loop.remove_timeout(self._timer)
-            self._timer = None
+        self._unwatch_loop()
         for curl in self._idle:
             curl.close()
         self._idle.clear()
@@ -105,41 +96,55 @@ class RelayClient(AsyncHTTPClient):
         """Transfers running or waiting for a free handle."""
         return len(self._running) + len(self._waiting)
 
+    def start(self, spec: Exchange) -> Future[None]:
+        """Start the transfer ``spec`` asks for: the relay's way in, without the
+        ``HTTPRequest``/``HTTPResponse`` round of ``fetch``. The Future resolves (to
+        None) when the response is complete, or fails with ``UpstreamError`` (or
+        ValueError, for a header libcurl cannot send)."""
+        if self._closed_down:
+            raise RuntimeError("start() called on a closed RelayClient")
+        future: Future[None] = Future()
+        self._begin(spec, functools.partial(_settle_future, future), None)
+        return future
+
     def fetch_impl(self, request: HTTPRequest, callback: Callable[[HTTPResponse], None]) -> None:
+        start = self.loop.time()
+
+        def respond(transfer: Transfer, error: BaseException | None) -> None:
+            callback(response_of(request, transfer, error, start, self.loop.time()))
+
+        spec = exchange_of(request)
+        has_body = spec.body_producer is not None or spec.body is not None
+        self._begin(spec, respond, refusal(request, has_body or spec.method in BODY_METHODS))
+
+    def _begin(
+        self,
+        spec: Exchange,
+        on_end: Callable[[Transfer, BaseException | None], None],
+        refused: BaseException | None,
+    ) -> None:
         transfer = Transfer(
-            request,
-            callback,
-            on_response=extension(request, "on_response"),
-            start=self.loop.time(),
+            spec,
             max_body_size=self.max_body_size,
             on_news=self._ready.append,
             kick=self._kick,
             on_abort=self.abort,
         )
-        has_body = (
-            request.body_producer is not None
-            or request.body is not None
-            or request.method in BODY_METHODS
-        )
-        refused = refusal(request, has_body)
+        transfer.on_done = functools.partial(on_end, transfer)
+        method = spec.method
+        has_body = spec.body_producer is not None or spec.body is not None
+        has_body = has_body or method in BODY_METHODS
+        if refused is None and has_body and method in ("GET", "HEAD"):
+            refused = ValueError(f"a {method} request cannot carry a body here")
         if refused is not None:
             self._complete(transfer, refused)
             return
-        handle = extension(request, "handle")
-        if isinstance(handle, TransferHandle):
-            handle.transfer = transfer
-            if handle.aborted:
-                self._complete(transfer, UpstreamError(pycurl.E_ABORTED_BY_CALLBACK, "aborted"))
-                return
-        if request.body_producer is not None:
-            transfer.body = collections.deque()
-            write: Any = transfer.write_body  # returns a Future, as Tornado's own does
-            produced = convert_yielded(request.body_producer(write))
-            produced.add_done_callback(transfer.body_produced)
-        elif has_body:
-            transfer.body = collections.deque([memoryview(request.body or b"")])
-            transfer.body_bytes = len(request.body or b"")
-            transfer.body_ended = True
+        handle = spec.handle
+        handle.transfer = transfer
+        if handle.aborted:
+            self._complete(transfer, UpstreamError(pycurl.E_ABORTED_BY_CALLBACK, "aborted"))
+            return
+        transfer.take_body(has_body)
         if self._waiting or len(self._running) >= self.max_clients:
             self._waiting.append(transfer)
         else:
@@ -150,7 +155,7 @@ class RelayClient(AsyncHTTPClient):
     def _start(self, transfer: Transfer) -> None:
         curl = self._idle.pop() if self._idle else pycurl.Curl()
         try:
-            configure(curl, transfer.request, self.ca_file, transfer.body_size)
+            configure(curl, transfer.spec, self.ca_file, transfer.body_size)
         except Exception as exc:
             curl.reset()
             self._idle.append(curl)
@@ -184,73 +189,12 @@ class RelayClient(AsyncHTTPClient):
         return transfer
 
     def _complete(self, transfer: Transfer, error: BaseException | None) -> None:
-        handle = extension(transfer.request, "handle")
-        if isinstance(handle, TransferHandle):
-            handle.transfer = None  # no cycle left through the caller's methods
-        transfer.finish(error, self.loop.time())
+        transfer.spec.handle.transfer = None  # no cycle left through the caller's methods
+        transfer.finish(error)
 
     def _start_waiting(self) -> None:
         while self._waiting and len(self._running) < self.max_clients:
             self._start(self._waiting.popleft())
-
-    # --- libcurl's multi interface on the IOLoop ----------------------------------------
-
-    def _watch_socket(self, event: int, fd: int, multi: Any, data: Any) -> None:
-        # libcurl may close a socket and open another with the same number without
-        # saying so in between: always remove before adding.
-        if fd in self._fds:
-            self._fds.discard(fd)
-            self.loop.remove_handler(fd)
-        if event != pycurl.POLL_REMOVE:
-            self.loop.add_handler(fd, self._on_socket, _SOCKET_EVENTS[event])
-            self._fds.add(fd)
-
-    def _set_timer(self, msecs: int) -> None:
-        if msecs < 0:
-            due = None
-        elif msecs == 0:
-            self._kick()
-            return
-        else:
-            due = self.loop.time() + msecs / 1000.0
-            if self._timer is not None and abs(due - self._timer_due) < 0.001:
-                return  # the timer already set for then
-        if self._timer is not None:
-            self.loop.remove_timeout(self._timer)
-            self._timer = None
-        if due is not None:
-            self._timer_due = due
-            self._timer = self.loop.call_at(due, self._on_timer)
-
-    def _kick(self) -> None:
-        if not self._kicked:
-            self._kicked = True
-            self.loop.add_callback(self._on_kick)
-
-    def _on_kick(self) -> None:
-        self._kicked = False
-        self._act(pycurl.SOCKET_TIMEOUT, 0)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._act(pycurl.SOCKET_TIMEOUT, 0)
-
-    def _on_socket(self, fd: int, events: int) -> None:
-        action = 0
-        if events & IOLoop.READ:
-            action |= pycurl.CSELECT_IN
-        if events & IOLoop.WRITE:
-            action |= pycurl.CSELECT_OUT
-        if events & IOLoop.ERROR:
-            action |= pycurl.CSELECT_ERR
-        self._act(fd, action)
-
-    def _act(self, fd: int, action: int) -> None:
-        try:
-            self._multi.socket_action(fd, action)
-        except pycurl.error as exc:
-            log.error("libcurl's multi handle failed: %s", exc)
-        self._settle()
 
     def _settle(self) -> None:
         """After libcurl returned: deliver what it recorded, then end finished transfers
@@ -284,10 +228,17 @@ class RelayClient(AsyncHTTPClient):
         self._complete(transfer, error)
 
 
+def _settle_future(future: Future[None], _: Transfer, error: BaseException | None) -> None:
+    if error is None:
+        future_set_result_unless_cancelled(future, None)
+    else:
+        future_set_exception_unless_cancelled(future, error)
+
+
 def make_client(max_clients: int, ca_file: str | None = None) -> RelayClient:
     """``force_instance`` keeps it independent of any other AsyncHTTPClient in the
     process (Tornado would otherwise share one per IOLoop)."""
     return RelayClient(force_instance=True, max_clients=max_clients, ca_file=ca_file)
 
 
-__all__ = ["RelayClient", "TransferHandle", "UpstreamRequest", "make_client"]
+__all__ = ["Exchange", "RelayClient", "TransferHandle", "UpstreamRequest", "make_client"]

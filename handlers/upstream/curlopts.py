@@ -1,4 +1,4 @@
-"""How an HTTPRequest becomes libcurl options, and which requests RelayClient refuses.
+"""How an ``Exchange`` becomes libcurl options, and which HTTPRequests RelayClient refuses.
 
 RelayClient implements what the proxy asks of it and refuses the rest, with ValueError at
 fetch time, rather than half-implement it: redirects are never followed (a relay passes
@@ -15,8 +15,9 @@ from typing import Any
 
 import pycurl
 from tornado.httpclient import HTTPRequest
+from tornado.httputil import HTTPHeaders
 
-from handlers.upstream.request import extension
+from handlers.upstream.exchange import Exchange
 
 # libcurl's receive buffer: larger chunks mean fewer Python calls per MiB relayed.
 CURL_BUFFER_SIZE = 256 * 1024
@@ -54,49 +55,62 @@ def refusal(request: HTTPRequest, has_body: bool) -> ValueError | None:
 
 
 def configure(
-    curl: pycurl.Curl, request: HTTPRequest, ca_file: str | None, body_size: int | None
+    curl: pycurl.Curl, spec: Exchange, ca_file: str | None, body_size: int | None
 ) -> None:
-    """Set ``curl`` (reset before) up for ``request``. ``body_size``: None when the
+    """Set ``curl`` (reset before) up for ``spec``. ``body_size``: None when the
     request has no body, -1 when it is streamed, else its length."""
     setopt = curl.setopt
-    setopt(pycurl.URL, request.url)
+    setopt(pycurl.URL, spec.url)
     setopt(pycurl.NOSIGNAL, 1)
     setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
     setopt(pycurl.BUFFERSIZE, CURL_BUFFER_SIZE)
-    target = extension(request, "request_target")
+    target = spec.request_target
     if target is not None:
         # As given: no squashing of "/../", no upper-casing of "%2e".
         setopt(pycurl.PATH_AS_IS, 1)
         setopt(pycurl.REQUEST_TARGET, target)
-    headers = request.headers
-    length = headers.pop("Content-Length", None) if body_size is not None else None
-    lines = [f"{name}: {value}" if value else f"{name};" for name, value in headers.get_all()]
+    setopt(pycurl.HTTPHEADER, header_lines(spec.headers, body_size is not None))
+    if spec.connect_timeout:
+        setopt(pycurl.CONNECTTIMEOUT_MS, int(1000 * spec.connect_timeout))
+    if spec.request_timeout:
+        setopt(pycurl.TIMEOUT_MS, int(1000 * spec.request_timeout))
+    idle = spec.idle_timeout
+    if idle:
+        # Under 1 byte/s for that long (time spent paused is not counted).
+        setopt(pycurl.LOW_SPEED_LIMIT, 1)
+        setopt(pycurl.LOW_SPEED_TIME, max(1, round(idle)))
+    if spec.url.startswith("https:"):
+        if not spec.validate_cert:
+            setopt(pycurl.SSL_VERIFYPEER, 0)
+            setopt(pycurl.SSL_VERIFYHOST, 0)
+        cafile = spec.ca_certs or ca_file
+        if cafile:
+            setopt(pycurl.CAINFO, cafile)
+    length = spec.headers.get("Content-Length") if body_size is not None else None
+    _set_method(curl, spec.method, body_size, length)
+
+
+def header_lines(headers: dict[str, str] | HTTPHeaders, framed: bool) -> list[bytes]:
+    """The header lines libcurl sends, exactly ``headers``: nothing of its own. With
+    ``framed`` (a body), Content-Length is left to libcurl, which frames the body."""
+    pairs = headers.get_all() if isinstance(headers, HTTPHeaders) else headers.items()
+    lines = [
+        f"{name}: {value}" if value else f"{name};"
+        for name, value in pairs
+        if not (framed and name == "Content-Length")
+    ]
     # Fields libcurl (or pycurl) would make up when absent: an empty value says no.
     # (libcurl labels any POST body application/x-www-form-urlencoded.)
     for name in ("Accept", "User-Agent", "Content-Type"):
         if name not in headers:
             lines.append(f"{name}:")
     lines.append("Expect:")
-    if any("\r" in line or "\n" in line for line in lines):
+    # One string, checked and encoded at once: CR separates the lines, so any other
+    # CR (or any LF) was in a field.
+    joined = "\r".join(lines)
+    if "\n" in joined or joined.count("\r") != len(lines) - 1:
         raise ValueError("a request header contains CR or LF")
-    setopt(pycurl.HTTPHEADER, [line.encode("latin-1") for line in lines])
-    if request.connect_timeout:
-        setopt(pycurl.CONNECTTIMEOUT_MS, int(1000 * request.connect_timeout))
-    if request.request_timeout:
-        setopt(pycurl.TIMEOUT_MS, int(1000 * request.request_timeout))
-    idle = extension(request, "idle_timeout")
-    if idle:
-        # Under 1 byte/s for that long (time spent paused is not counted).
-        setopt(pycurl.LOW_SPEED_LIMIT, 1)
-        setopt(pycurl.LOW_SPEED_TIME, max(1, round(idle)))
-    if request.url.startswith("https:"):
-        if request.validate_cert is False:
-            setopt(pycurl.SSL_VERIFYPEER, 0)
-            setopt(pycurl.SSL_VERIFYHOST, 0)
-        cafile = request.ca_certs or ca_file
-        if cafile:
-            setopt(pycurl.CAINFO, cafile)
-    _set_method(curl, request.method, body_size, length)
+    return joined.encode("latin-1").split(b"\r")
 
 
 def _set_method(curl: pycurl.Curl, method: str, body_size: int | None, length: Any) -> None:

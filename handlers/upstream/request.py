@@ -1,13 +1,16 @@
-"""What a relay asks of RelayClient beyond a plain ``HTTPRequest``, and its hold on the
-transfer that follows (handlers/upstream/client.py runs it)."""
+"""``fetch`` for the proxy's callers other than the relay: an ``HTTPRequest`` (or an
+``UpstreamRequest``, with what a relay would ask besides) made into an ``Exchange``
+(handlers/upstream/exchange.py), and the transfer's outcome made into an ``HTTPResponse``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tornado.httpclient import HTTPRequest
+from tornado.httpclient import HTTPRequest, HTTPResponse
+from tornado.httputil import HTTPHeaders
 
-from handlers.upstream.transfer import ResponseCallback, Transfer
+from handlers.upstream.exchange import Exchange, ResponseCallback, TransferHandle
+from handlers.upstream.transfer import Transfer
 
 
 def extension(request: HTTPRequest, name: str) -> Any:
@@ -20,21 +23,46 @@ def extension(request: HTTPRequest, name: str) -> Any:
     return getattr(request, name, None)
 
 
-class TransferHandle:
-    """The caller's hold on a transfer started from an ``UpstreamRequest``."""
+def exchange_of(request: HTTPRequest) -> Exchange:
+    """What ``request`` asks, as ``RelayClient.start`` takes it."""
+    handle = extension(request, "handle")
+    return Exchange(
+        request.url,
+        request.method,
+        request.headers,
+        body=request.body if request.body_producer is None else None,
+        body_producer=request.body_producer,
+        on_response=extension(request, "on_response"),
+        on_chunk=request.streaming_callback,  # type: ignore[arg-type]
+        request_target=extension(request, "request_target"),
+        idle_timeout=extension(request, "idle_timeout"),
+        connect_timeout=request.connect_timeout,
+        request_timeout=request.request_timeout,
+        validate_cert=request.validate_cert is not False,
+        ca_certs=request.ca_certs,
+        handle=handle if isinstance(handle, TransferHandle) else TransferHandle(),
+    )
 
-    __slots__ = ("aborted", "transfer")
 
-    def __init__(self) -> None:
-        self.transfer: Transfer | None = None  # set by the client while it is not done
-        self.aborted = False
-
-    def abort(self) -> None:
-        """End the transfer now (the backend sees its connection closed); its fetch
-        fails with ``UpstreamError``. Safe to call at any time, more than once."""
-        self.aborted = True
-        if self.transfer is not None:
-            self.transfer.abort()
+def response_of(
+    request: HTTPRequest, transfer: Transfer, error: BaseException | None, start: float, now: float
+) -> HTTPResponse:
+    """The ``HTTPResponse`` ``fetch`` resolves with, once ``transfer`` has ended."""
+    headers = None
+    if transfer.on_response is None:
+        headers = HTTPHeaders()
+        for name, value in transfer.fields:
+            headers.add(name, value)
+    return HTTPResponse(
+        request,
+        transfer.code if error is None else 599,
+        headers=headers,
+        buffer=transfer.buffer,
+        error=error,
+        request_time=now - start,
+        reason=transfer.reason or None,
+        start_time=start,
+    )
 
 
 class UpstreamRequest(HTTPRequest):
@@ -61,3 +89,6 @@ class UpstreamRequest(HTTPRequest):
         self.idle_timeout = idle_timeout
         self.on_response = on_response
         self.handle = TransferHandle()
+
+
+__all__ = ["TransferHandle", "UpstreamRequest", "exchange_of", "extension", "response_of"]

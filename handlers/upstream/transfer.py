@@ -4,7 +4,8 @@ A transfer knows nothing of the client that drives it: it is given four hooks at
 (``on_news``, ``kick``, ``on_abort``, ``on_done``) and talks through them only. Its life,
 in the order of the slot groups below:
 
-1. **made**: the request, what to call with the head and the chunks, the hooks;
+1. **made**: the exchange (handlers/upstream/exchange.py), what to call with the head and
+   the chunks, the hooks;
 2. **running**: ``attach`` gives it a libcurl handle (``curl``); libcurl calls
    ``header_line``, ``write`` and ``read`` from inside its own processing, where no
    application code may run, so they only record (the head, body chunks, room in the
@@ -13,7 +14,8 @@ in the order of the slot groups below:
    the news to the application in order: the header block, then the chunks. A consumer
    that returns a pending Future pauses the download; an upload producer that fills the
    queue is given a Future that resolves once libcurl has taken half of it;
-4. **done**: ``finish`` drops what is left and calls ``on_done`` with the response.
+4. **done**: ``finish`` drops what is left and calls ``on_done`` with the error, if any
+   (the head and a buffered body stay, for a response to be made of them).
 """
 
 from __future__ import annotations
@@ -25,12 +27,9 @@ from typing import Any
 
 import pycurl
 from tornado.concurrent import Future
-from tornado.httpclient import HTTPRequest, HTTPResponse
-from tornado.httputil import HTTPHeaders
+from tornado.gen import convert_yielded
 
-Fields = list[tuple[str, str]]
-ResponseCallback = Callable[[int, str, Fields], None]
-ChunkCallback = Callable[[bytes], "Future[None] | None"]
+from handlers.upstream.exchange import ChunkCallback, Exchange, Fields, ResponseCallback
 
 # An upload is taken from its producer while less than this waits for the backend.
 UPLOAD_HIGH_WATER = 1 << 20
@@ -46,16 +45,15 @@ class Transfer:
     """One request's state inside the client (see the module's docstring)."""
 
     # 1. made: what the transfer is for, fixed from the start
-    request: HTTPRequest
+    spec: Exchange
     on_response: ResponseCallback | None  # the final header block, once
     on_chunk: ChunkCallback | None  # may return a Future: the pause a consumer asks for
     max_body_size: int  # of a response that is not streamed
-    start: float
     # ... and the hooks into whoever drives it
     on_news: Callable[[Transfer], None]  # has something to deliver (called inside libcurl)
     kick: Callable[[], None]  # libcurl should act soon (a pause was lifted)
     on_abort: Callable[[Transfer, str], None]  # end it now, with this reason
-    on_done: Callable[[HTTPResponse], None] | None  # the response, once
+    on_done: Callable[[BaseException | None], None] | None  # the end (error or None), once
     # 2. running: libcurl's handle, None before and after
     curl: pycurl.Curl | None
     # the response head as libcurl reports it
@@ -83,22 +81,19 @@ class Transfer:
 
     def __init__(
         self,
-        request: HTTPRequest,
-        on_done: Callable[[HTTPResponse], None],
+        spec: Exchange,
         *,
-        on_response: ResponseCallback | None,
-        start: float,
         max_body_size: int,
         on_news: Callable[[Transfer], None],
         kick: Callable[[], None],
         on_abort: Callable[[Transfer, str], None],
     ) -> None:
-        self.request = request
-        self.on_response = on_response
-        self.on_chunk = request.streaming_callback  # type: ignore[assignment]
+        self.spec = spec
+        self.on_response = spec.on_response
+        self.on_chunk = spec.on_chunk
         self.max_body_size = max_body_size
-        self.start = start
-        self.on_news, self.kick, self.on_abort, self.on_done = on_news, kick, on_abort, on_done
+        self.on_news, self.kick, self.on_abort = on_news, kick, on_abort
+        self.on_done = None  # the client's to set
         self.curl = None
         self.code, self.reason, self.fields, self.head_complete = 0, "", [], False
         self.buffer = None if self.on_chunk else BytesIO()
@@ -107,6 +102,20 @@ class Transfer:
         self.body, self.body_bytes, self.body_ended = None, 0, False
         self.send_paused, self.room, self.room_due = False, None, False
         self.queued = self.delivered_head = self.held = False
+
+    def take_body(self, has_body: bool) -> None:
+        """Make ready the request body: a producer's (which starts now), or the whole
+        one, or an empty one when the method carries a body (``has_body``)."""
+        spec = self.spec
+        if spec.body_producer is not None:
+            self.body = collections.deque()
+            write: Any = self.write_body  # returns a Future, as Tornado's own does
+            produced = convert_yielded(spec.body_producer(write))
+            produced.add_done_callback(self.body_produced)
+        elif has_body:
+            self.body = collections.deque([memoryview(spec.body or b"")])
+            self.body_bytes = len(spec.body or b"")
+            self.body_ended = True
 
     @property
     def body_size(self) -> int | None:
@@ -263,7 +272,7 @@ class Transfer:
         if self.send_paused:
             self.resume()
 
-    def finish(self, error: BaseException | None, now: float) -> None:
+    def finish(self, error: BaseException | None) -> None:
         """Done (the handle already released): drop what is left, then ``on_done``."""
         self.curl = None
         self.chunks.clear()
@@ -274,21 +283,4 @@ class Transfer:
         self.room = None
         on_done, self.on_done = self.on_done, None
         if on_done is not None:
-            on_done(self._response(error, now))
-
-    def _response(self, error: BaseException | None, now: float) -> HTTPResponse:
-        headers = None
-        if self.on_response is None:
-            headers = HTTPHeaders()
-            for name, value in self.fields:
-                headers.add(name, value)
-        return HTTPResponse(
-            self.request,
-            self.code if error is None else 599,
-            headers=headers,
-            buffer=self.buffer,
-            error=error,
-            request_time=now - self.start,
-            reason=self.reason or None,
-            start_time=self.start,
-        )
+            on_done(error)

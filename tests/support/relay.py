@@ -82,7 +82,7 @@ SINKS: list[FakeSink] = []
 class SilentClient:
     """Takes each request and never answers it: the test plays the backend."""
 
-    def fetch(self, request: object, raise_error: bool = True) -> Future[None]:
+    def start(self, spec: object) -> Future[None]:
         return Future()
 
 
