@@ -87,10 +87,12 @@ def is_navigation(headers: Mapping[str, str]) -> bool:
     page (a typed URL, or a tool such as curl) counts as a navigation; a subresource of
     a page names the page.
     """
-    mode = headers.get("Sec-Fetch-Mode")
-    if mode is not None:
-        return mode == "navigate" and headers.get("Sec-Fetch-Dest", "document") == "document"
-    accept = headers.get("Accept", "")
+    # ("in" first: a missing field costs HTTPHeaders.get a KeyError raised and caught.)
+    if "Sec-Fetch-Mode" in headers:
+        if headers["Sec-Fetch-Mode"] != "navigate":
+            return False
+        return "Sec-Fetch-Dest" not in headers or headers["Sec-Fetch-Dest"] == "document"
+    accept = headers["Accept"] if "Accept" in headers else ""
     return "text/html" in accept or "application/xhtml+xml" in accept or "Referer" not in headers
 
 

@@ -19,7 +19,7 @@ from handlers.config.sites import Site
 from handlers.context import ProxyContext
 from handlers.door.routing import is_navigation, referer_site, resolve
 from handlers.mapping.cookies import cookie_value
-from handlers.mapping.headers import upstream_headers
+from handlers.mapping.headers import header, upstream_headers
 
 log = logging.getLogger(__name__)
 _BAD_TARGET = re.compile(r"[#\x00-\x20\x7f]")
@@ -87,8 +87,8 @@ def decide(request: HTTPServerRequest, context: ProxyContext) -> Target | Answer
         what = "a fragment ('#')" if bad.group() == "#" else "a control character"
         return Answer(400, "Bad Request", f"The request target contains {what}.")
     headers = request.headers
-    cookie_site = cookie_value(headers.get("Cookie"))
-    referer_name = referer_site(headers.get("Referer"), headers.get("Host"))
+    cookie_site = cookie_value(header(headers, "Cookie"))
+    referer_name = referer_site(header(headers, "Referer"), header(headers, "Host"))
     resolution = resolve(uri, cookie_site, context.table, referer_name)
     site = resolution.site
     if site is None:
@@ -161,18 +161,23 @@ def client_is_secure(request: HTTPServerRequest, context: ProxyContext) -> bool:
     front of us (X-Forwarded-Proto)."""
     if request.protocol == "https":
         return True
-    forwarded = request.headers.get("X-Forwarded-Proto") or request.headers.get("X-Scheme")
-    if forwarded and context.is_trusted(request.remote_ip or ""):
-        return forwarded.split(",")[0].strip().lower() == "https"
-    return False
+    if not context.is_trusted(request.remote_ip or ""):
+        return False
+    headers = request.headers
+    forwarded = header(headers, "X-Forwarded-Proto") or header(headers, "X-Scheme")
+    if not forwarded:
+        return False
+    return forwarded.split(",")[0].strip().lower() == "https"
 
 
 def proxy_hosts(request: HTTPServerRequest, context: ProxyContext) -> list[str]:
     """The host[:port] values under which this client reaches the proxy: its Host, and
     the X-Forwarded-Host of a trusted proxy in front (nginx may pass its own Host on)."""
-    hosts = [request.headers.get("Host", "")]
-    forwarded = request.headers.get("X-Forwarded-Host")
-    if forwarded and context.is_trusted(request.remote_ip or ""):
+    hosts = [header(request.headers, "Host") or ""]
+    if not context.is_trusted(request.remote_ip or ""):
+        return [h for h in hosts if h]
+    forwarded = header(request.headers, "X-Forwarded-Host")
+    if forwarded:
         hosts.extend(h.strip() for h in forwarded.split(","))
     return [h for h in hosts if h]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from tornado.httputil import HTTPHeaders
@@ -71,6 +71,12 @@ def ends_connection(version: str, headers: HTTPHeaders) -> bool:
     return "keep-alive" not in tokens
 
 
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """``headers.get(name)``, without the KeyError a missing field costs in HTTPHeaders
+    (whose ``get`` is Mapping's: a lookup that raises and catches)."""
+    return headers[name] if name in headers else None
+
+
 def upstream_headers(
     incoming: HTTPHeaders,
     site: Site,
@@ -109,7 +115,7 @@ def upstream_headers(
         cookies = cookies_for_site("; ".join(incoming.get_list("Cookie")), site.name)
         if cookies:
             out["Cookie"] = cookies
-    host = incoming.get("Host")
+    host = header(incoming, "Host")
     if not site.knows_proxy:
         map_request_urls(out, table, site, host)
     if trusted_peer:
@@ -164,10 +170,17 @@ def map_request_urls(out: dict[str, str], table: SiteTable, site: Site, host: st
 def field(fields: Fields, name: str) -> str | None:
     """The value of field ``name`` (lower-case) in a list of (name, value) pairs; the
     values of a repeated field joined with ", "."""
-    values = [v for k, v in fields if k.lower() == name]
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else ", ".join(values)
+    return fields_named(fields, name)[0]
+
+
+def fields_named(fields: Fields, *names: str) -> list[str | None]:
+    """``field`` for each of ``names`` (lower-case), in one pass over ``fields``."""
+    found: dict[str, list[str]] = {}
+    for k, v in fields:
+        lname = k.lower()
+        if lname in names:
+            found.setdefault(lname, []).append(v)
+    return [", ".join(found[name]) if name in found else None for name in names]
 
 
 _LINK_TARGET = re.compile(r"<([^<>]*)>")

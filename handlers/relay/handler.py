@@ -19,6 +19,7 @@ from tornado.web import stream_request_body
 from handlers.door import http1
 from handlers.door.pages import PageHandler
 from handlers.door.target import Answer, Target, backend_headers, decide
+from handlers.mapping.headers import header
 from handlers.ops.record import AccessRecord
 from handlers.relay.bodywatch import BodyWatch
 from handlers.relay.heads import METHODS, site_cookies
@@ -123,7 +124,7 @@ class ProxyHandler(PageHandler):
             self.answer(target)
             return
         request, options = self.request, self.context.options
-        length_text = request.headers.get("Content-Length")
+        length_text = header(request.headers, "Content-Length")
         length = int(length_text) if length_text else None  # Tornado checked it is a number
         if length is not None and length > options.max_body_size:
             self._refuse_body(length)
@@ -183,7 +184,7 @@ class ProxyHandler(PageHandler):
         assert target is not None
         context, request = self.context, self.request
         method = request.method or "GET"
-        cookie_header = request.headers.get("Cookie")
+        cookie_header = header(request.headers, "Cookie")
         own_cookies = site_cookies(target, cookie_header, context.options.clear_old_cookies)
         # libcurl cannot send a GET or HEAD with a body (in its upload mode it would send
         # a PUT: a read turned into a write), and no server may act on one (RFC 9110

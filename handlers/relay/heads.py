@@ -15,7 +15,7 @@ from tornado.httputil import HTTPHeaders
 from filters.names import SITE_COOKIE
 from filters.pipeline import BodyRewriter
 from handlers.mapping.cookies import expire_fallback_copies
-from handlers.mapping.headers import downstream_headers, field
+from handlers.mapping.headers import downstream_headers, fields_named, header
 from handlers.mapping.urlmap import is_proxy_origin
 from handlers.relay.modes import NO_BODY_STATUSES, Mode, head_fields, response_mode
 from handlers.upstream.client import Exchange
@@ -131,13 +131,13 @@ def plan_response(
     )  # fmt: skip
     out.extend(("Set-Cookie", cookie) for cookie in request.own_cookies)
     options = context.options
-    length_text = field(fields, "content-length")
+    length_text, content_type, coding = fields_named(
+        fields, "content-length", "content-type", "content-encoding"
+    )
     length = int(length_text) if length_text and length_text.isdigit() else None
     rewriter = None
     if status not in NO_BODY_STATUSES and status != 206:
-        rewriter = plan.for_response(
-            request.uri, field(fields, "content-type"), field(fields, "content-encoding"), tag
-        )
+        rewriter = plan.for_response(request.uri, content_type, coding, tag)
     rewritable = rewriter is not None
     sizes = (options.rewrite_max_bytes, options.small_body_bytes)
     mode = response_mode(request.method, status, length, rewritable, *sizes)
@@ -165,8 +165,10 @@ def log_too_large(site_name: str, uri: str, options: Options) -> None:
 def _proxy_origin(site: Site, headers: HTTPHeaders) -> str | None:
     """The request's Origin when it is the proxy's own, which the backend was sent as its
     own origin (handlers/mapping/headers.py: map_request_urls)."""
-    origin = headers.get("Origin")
-    if site.knows_proxy or not is_proxy_origin(origin, headers.get("Host")):
+    if site.knows_proxy or "Origin" not in headers:
+        return None
+    origin = headers["Origin"]
+    if not is_proxy_origin(origin, header(headers, "Host")):
         return None
     return origin
 

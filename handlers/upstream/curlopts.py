@@ -93,7 +93,8 @@ def configure(
 def header_lines(headers: dict[str, str] | HTTPHeaders, framed: bool) -> list[bytes]:
     """The header lines libcurl sends, exactly ``headers``: nothing of its own. With
     ``framed`` (a body), Content-Length is left to libcurl, which frames the body."""
-    pairs = headers.get_all() if isinstance(headers, HTTPHeaders) else headers.items()
+    # (type(), not isinstance(): HTTPHeaders is an ABC, whose check costs microseconds.)
+    pairs = headers.items() if type(headers) is dict else headers.get_all()  # type: ignore[union-attr]
     lines = [
         f"{name}: {value}" if value else f"{name};"
         for name, value in pairs

@@ -60,6 +60,7 @@ class Transfer:
     code: int
     reason: str
     fields: Fields
+    head_lines: list[bytes]  # of the header block still coming in
     head_complete: bool
     # the response body: whole in ``buffer``, or in ``chunks`` for ``on_chunk``
     buffer: BytesIO | None
@@ -96,6 +97,7 @@ class Transfer:
         self.on_done = None  # the client's to set
         self.curl = None
         self.code, self.reason, self.fields, self.head_complete = 0, "", [], False
+        self.head_lines = []
         self.buffer = None if self.on_chunk else BytesIO()
         self.chunks = collections.deque()
         self.queued_bytes, self.recv_paused = 0, False
@@ -139,25 +141,32 @@ class Transfer:
     # --- libcurl's callbacks: record, never raise ------------------------------------
 
     def header_line(self, raw: bytes) -> None:
-        if raw.startswith(b"HTTP/"):
-            parts = raw.split(None, 2)
+        if raw != b"\r\n" and raw != b"\n":
+            self.head_lines.append(raw)  # read once the block is whole
+            return
+        lines, self.head_lines = self.head_lines, []
+        fields = self.fields
+        if lines and lines[0].startswith(b"HTTP/"):
+            parts = lines[0].split(None, 2)
             self.code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
             self.reason = parts[2].strip().decode("latin-1") if len(parts) > 2 else ""
-            self.fields = []
-        elif raw == b"\r\n" or raw == b"\n":
-            if self.code >= 200:  # not an interim (1xx) block
-                self.head_complete = True
-                if not self.queued:
-                    self.queued = True
-                    self.on_news(self)
-        elif raw[:1] in (b" ", b"\t"):
-            if self.fields:  # obsolete line folding (RFC 9112 section 5.2): unfold
-                name, value = self.fields[-1]
-                self.fields[-1] = (name, f"{value} {raw.strip().decode('latin-1')}")
-        else:
-            name, sep, value = raw.decode("latin-1").partition(":")
+            self.fields = fields = []
+            del lines[0]
+        # (Without a status line: trailers, added to the fields.)
+        for line in lines:
+            if line[:1] in (b" ", b"\t"):
+                if fields:  # obsolete line folding (RFC 9112 section 5.2): unfold
+                    name, value = fields[-1]
+                    fields[-1] = (name, f"{value} {line.strip().decode('latin-1')}")
+                continue
+            name, sep, value = line.decode("latin-1").partition(":")
             if sep:
-                self.fields.append((name.strip(), value.strip()))
+                fields.append((name.strip(), value.strip()))
+        if self.code >= 200:  # not an interim (1xx) block
+            self.head_complete = True
+            if not self.queued:
+                self.queued = True
+                self.on_news(self)
 
     def write(self, chunk: bytes) -> int | None:
         if self.held or self.queued_bytes >= DOWNLOAD_QUEUE_MAX:
