@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -53,11 +54,30 @@ _NOT_FORWARDED_UNTRUSTED = _NOT_FORWARDED_UPSTREAM | {
     "x-scheme",
 }
 _NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP
+# The response fields downstream_headers changes; all others pass as they are.
+_MAPPED_DOWNSTREAM = frozenset(
+    {
+        "set-cookie",
+        "location",
+        "content-location",
+        "refresh",
+        "link",
+        "x-pingback",
+        "access-control-allow-origin",
+    }
+)
 
 
 def _connection_tokens(values: Iterable[str]) -> frozenset[str]:
     """Field names that Connection header values declare hop-by-hop for this message."""
     return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
+
+
+@functools.lru_cache(maxsize=64)
+def _downstream_drop(connection: tuple[str, ...]) -> frozenset[str]:
+    """The response fields not passed on, given the values of its Connection fields
+    (the same few on every response of a backend: worked out once)."""
+    return _NOT_FORWARDED_DOWNSTREAM | _connection_tokens(connection)
 
 
 def ends_connection(version: str, headers: HTTPHeaders) -> bool:
@@ -222,12 +242,15 @@ def downstream_headers(
     ``client_origin`` the request's Origin when it is the proxy's own (the backend was
     sent its own origin instead, and answers CORS with it)."""
     drop = _NOT_FORWARDED_DOWNSTREAM
-    connection = [v for k, v in fields if k.lower() == "connection"]
+    connection = tuple(v for k, v in fields if k.lower() == "connection")
     if connection:
-        drop = drop | _connection_tokens(connection)
+        drop = _downstream_drop(connection)
     for name, value in fields:
         lname = name.lower()
         if lname in drop:
+            continue
+        if lname not in _MAPPED_DOWNSTREAM:
+            yield name, value
             continue
         if lname == "set-cookie":
             for scoped in scope_set_cookie(
