@@ -113,9 +113,10 @@ def upstream_headers(
     front): only then are its X-Forwarded-* and X-Real-IP values kept and appended to;
     from anyone else they are replaced, so a client cannot forge its address.
 
-    A plain dict, not HTTPHeaders: the client library copies what it is given into
-    HTTPHeaders anyway, and validating every field twice would be a measurable share of a
-    small request's cost. Repeated fields are joined with ", " (RFC 9110 section 5.3).
+    A plain dict, not HTTPHeaders: the upstream client turns it into libcurl's header lines
+    directly (handlers/upstream/curlopts.py), and validating every field twice would be a
+    measurable share of a small request's cost. Repeated fields are joined with ", " (RFC
+    9110 section 5.3).
     """
     drop = _NOT_FORWARDED_UPSTREAM if trusted_peer else _NOT_FORWARDED_UNTRUSTED
     if "Connection" in incoming:

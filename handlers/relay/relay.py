@@ -1,9 +1,9 @@
 """One proxied request's exchange with its backend: the ``Relay``.
 
 A ``Relay`` owns the upstream transfer: it starts it, feeds it the request body, and
-receives the answer in the shape of Tornado's ``HTTPMessageDelegate`` (``headers_received``,
-``data_received``, then ``finish`` or ``fail``). The client is written to through a
-``Sink`` the handler implements, so tests drive the relay without a network.
+receives the answer in callbacks named as Tornado's ``HTTPMessageDelegate``'s are
+(``headers_received``, ``data_received``, then ``finish`` or ``fail``). It writes to the
+client through a ``Sink`` the handler implements: tests drive it without a network.
 
 Where the exchange stands is one ``RelayState`` (handlers/relay/state.py), changed only by
 ``_step``, which checks the table of allowed steps. How the body travels is one ``Mode``
@@ -185,7 +185,7 @@ class Relay:
     async def _caught_up(self) -> None:
         """Wait until no flush is in progress, so that ``finish`` writes the end alone: an
         end written behind a flush would be reported sent with it (handlers/relay/sink.py),
-        and a connection closed on it would lose up to a MiB (issue 17)."""
+        and a connection closed on it would lose up to a MiB of the body."""
         while self.body is not None and self.body.flushing is not None:
             if self.state is DONE or self.state is FAILED:
                 return
