@@ -8,21 +8,22 @@ extension point Tornado documents for subclasses, over ``pycurl.CurlMulti``:
 - libcurl's callbacks only record what happened (handlers/upstream/transfer.py); the
   application's callbacks run after libcurl has returned, in order, so the headers,
   every chunk and then the completion always arrive in that order;
-- ``streaming_callback`` may return a Future: the transfer is paused until it resolves
-  (backpressure), as ``body_producer``'s write function returns one for uploads;
+- ``on_chunk`` (``fetch``'s ``streaming_callback``) may return a Future: the transfer is
+  paused until it resolves (backpressure), as ``body_producer``'s write function returns
+  one for uploads;
 - ``start`` takes an ``Exchange`` (handlers/upstream/exchange.py), as a relay makes one
   per request: its ``TransferHandle`` ends the transfer at once, the response headers
   come in one call (``on_response``), the request target is sent as given, and an idle
-  timeout stands in for a total one. ``fetch`` turns an ``HTTPRequest`` (or an
-  ``UpstreamRequest``, with those same fields) into one (handlers/upstream/request.py);
+  timeout stands in for a total one. ``fetch`` turns an ``HTTPRequest`` into one
+  (handlers/upstream/request.py), for callers that need none of those;
 - easy handles are reused, their options reset; the connection cache lives in the multi
   handle, so keep-alive connections survive that reset.
 
 It implements only what the proxy uses; the HTTPRequest features it refuses at fetch time
 (redirects, decompression, ``user_agent``, ``header_callback``, ``prepare_curl_callback``,
-proxies, client certificates, ...) are listed in handlers/upstream/curlopts.py. Its one
-reliance on Tornado beyond the documented interface, the wrapper ``fetch_impl`` is given
-instead of the request, is in handlers/upstream/request.py (``extension``).
+proxies, client certificates, ...) are listed in handlers/upstream/curlopts.py. What a
+relay needs beyond ``HTTPRequest`` is asked of ``start``, never smuggled through the
+request ``fetch_impl`` is given.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from handlers.upstream.curlopts import BODY_METHODS, DEFAULTS, configure, refusa
 from handlers.upstream.errors import UpstreamError
 from handlers.upstream.exchange import Exchange, TransferHandle
 from handlers.upstream.multi import CurlOnLoop
-from handlers.upstream.request import UpstreamRequest, exchange_of, response_of
+from handlers.upstream.request import exchange_of, response_of
 from handlers.upstream.transfer import Transfer
 
 log = logging.getLogger(__name__)
@@ -241,4 +242,4 @@ def make_client(max_clients: int, ca_file: str | None = None) -> RelayClient:
     return RelayClient(force_instance=True, max_clients=max_clients, ca_file=ca_file)
 
 
-__all__ = ["Exchange", "RelayClient", "TransferHandle", "UpstreamRequest", "make_client"]
+__all__ = ["Exchange", "RelayClient", "TransferHandle", "make_client"]

@@ -16,7 +16,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from handlers.upstream.client import UpstreamRequest, make_client
+from handlers.upstream.client import Exchange, TransferHandle, make_client
 from handlers.upstream.errors import UpstreamError
 from handlers.upstream.transfer import UPLOAD_HIGH_WATER
 
@@ -153,8 +153,13 @@ def test_redirects_are_passed_on_and_bodies_left_as_sent():
 def test_the_request_target_goes_byte_for_byte():
     async def check(client, base, _):
         target = "/x/../y/%2e%2E/./z?q=%2f"
-        r = await client.fetch(UpstreamRequest(base + target, request_target=target))
-        assert r.headers["X-Uri"] == target
+        heads = []
+
+        def on_response(code: int, reason: str, fields: list[tuple[str, str]]) -> None:
+            heads.append(dict(fields))
+
+        await client.start(Exchange(base + target, request_target=target, on_response=on_response))
+        assert heads[0]["X-Uri"] == target
 
     run(check)
 
@@ -172,20 +177,27 @@ def test_keep_alive_connections_are_reused():
 def test_on_response_once_then_chunks_then_completion():
     async def check(client, base, _):
         order: list[str] = []
-        request = UpstreamRequest(
+        received = 0
+
+        def take(chunk: bytes) -> None:
+            nonlocal received
+            received += len(chunk)
+            order.append("chunk")
+
+        exchange = Exchange(
             f"{base}/big",
             on_response=lambda code, reason, fields: order.append(f"head {code}"),
-            streaming_callback=lambda chunk: order.append("chunk"),
+            on_chunk=take,
         )
-        response = await client.fetch(request)
+        await client.start(exchange)
         order.append("done")
         assert order[0] == "head 200" and order[-1] == "done"
-        assert set(order[1:-1]) == {"chunk"} and response.body == b""
+        assert set(order[1:-1]) == {"chunk"} and received == 8 << 20
 
     run(check)
 
 
-def test_a_pending_future_from_the_streaming_callback_pauses_the_transfer():
+def test_a_pending_future_from_on_chunk_pauses_the_transfer():
     async def check(client, base, _):
         received = 0
         gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -195,9 +207,7 @@ def test_a_pending_future_from_the_streaming_callback_pauses_the_transfer():
             received += len(chunk)
             return gate if received >= 1 << 20 else None
 
-        fetch = asyncio.ensure_future(
-            client.fetch(UpstreamRequest(f"{base}/big", streaming_callback=take))
-        )
+        fetch = asyncio.ensure_future(client.start(Exchange(f"{base}/big", on_chunk=take)))
         await asyncio.sleep(0.5)
         paused_at = received
         assert (1 << 20) <= paused_at < (3 << 20), paused_at  # held, far short of 8 MiB
@@ -234,11 +244,11 @@ def test_an_upload_streams_with_flow_control():
 
 def test_abort_ends_a_transfer_at_once():
     async def check(client, base, _):
-        request = UpstreamRequest(f"{base}/slow?s=5")
-        fetch = asyncio.ensure_future(client.fetch(request))
+        handle = TransferHandle()
+        fetch = asyncio.ensure_future(client.start(Exchange(f"{base}/slow?s=5", handle=handle)))
         await asyncio.sleep(0.2)
         started = asyncio.get_running_loop().time()
-        request.handle.abort()
+        handle.abort()
         with pytest.raises(UpstreamError):
             await fetch
         assert asyncio.get_running_loop().time() - started < 0.5
@@ -264,7 +274,7 @@ def test_connection_failures_and_idle_timeouts_are_upstream_errors():
             await client.fetch("http://127.0.0.1:1/")
         assert refused.value.code == 599 and refused.value.errno == 7  # couldn't connect
         with pytest.raises(UpstreamError) as slow:
-            await client.fetch(UpstreamRequest(f"{base}/slow?s=3", idle_timeout=1))
+            await client.start(Exchange(f"{base}/slow?s=3", idle_timeout=1))
         assert slow.value.errno == 28  # operation timed out
 
     run(check)
