@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from handlers.door.access import (
     Sessions,
     Throttle,
     client_ip,
+    in_any,
     in_networks,
     networks,
     path_allowed,
@@ -84,9 +84,7 @@ class ProxyContext:
             Sessions(secret, options.session_seconds) if options.users and secret else None
         )
         trusted = networks(options.trusted_proxies)
-        self.is_trusted = functools.lru_cache(maxsize=1024)(
-            functools.partial(_in_any, nets=trusted)
-        )
+        self.is_trusted = functools.lru_cache(maxsize=1024)(functools.partial(in_any, nets=trusted))
 
     def client_ip(self, request: HTTPServerRequest) -> str:
         return client_ip(request.remote_ip or "", request.headers, self.is_trusted)
@@ -113,12 +111,3 @@ class ProxyContext:
         if decision.allowed and not path_allowed(path_and_query, site.allow, site.deny):
             return REFUSED
         return decision
-
-
-def _in_any(address: str, nets: tuple[Network, ...]) -> bool:
-    """Whether ``address`` is in one of ``nets`` (none: never)."""
-    try:
-        addr = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(addr in net for net in nets)

@@ -42,15 +42,18 @@ def client_ip(remote_ip: str, headers: Mapping[str, str], trusted: Callable[[str
     return chain[0] if chain else remote_ip
 
 
-def in_networks(address: str, allowed: tuple[Network, ...]) -> bool:
-    """Whether ``address`` is in one of ``allowed``; an empty tuple allows everyone."""
-    if not allowed:
-        return True
+def in_any(address: str, nets: tuple[Network, ...]) -> bool:
+    """Whether ``address`` is in one of ``nets`` (none: never)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in net for net in allowed)
+    return any(ip in net for net in nets)
+
+
+def in_networks(address: str, allowed: tuple[Network, ...]) -> bool:
+    """Whether ``address`` is in one of ``allowed``; an empty tuple allows everyone."""
+    return not allowed or in_any(address, allowed)
 
 
 def path_allowed(
@@ -141,6 +144,7 @@ __all__ = [
     "Sessions",
     "Throttle",
     "client_ip",
+    "in_any",
     "in_networks",
     "networks",
     "path_allowed",
