@@ -34,6 +34,12 @@ def config_error(exc: ConfigError) -> int:
     return 2
 
 
+def cannot_listen(address: str | None, port: int, exc: OSError) -> int:
+    """Say why the port cannot be had; the exit status for it."""
+    print(f"web_proxy: cannot listen on {address or '*'}:{port}: {exc.strerror}", file=sys.stderr)
+    return 1
+
+
 async def serve(
     port: int,
     address: str,
@@ -67,10 +73,7 @@ async def serve(
         else:
             server.listen(port, address or "")
     except OSError as exc:
-        print(
-            f"web_proxy: cannot listen on {address or '*'}:{port}: {exc.strerror}", file=sys.stderr
-        )
-        return 1
+        return cannot_listen(address, port, exc)
     shown = address or "127.0.0.1"
     print(f"web_proxy: serving {len(table)} site(s) on http://{shown}:{port}/", flush=True)
     if demo:
@@ -133,10 +136,7 @@ def serve_processes(
     try:
         sockets = bind_sockets(port, address or None)
     except OSError as exc:
-        print(
-            f"web_proxy: cannot listen on {address or '*'}:{port}: {exc.strerror}", file=sys.stderr
-        )
-        return 1
+        return cannot_listen(address, port, exc)
     # Each process keeps its metrics in files here; a scrape of any one sums them all.
     # (An operator's own directory is used as given and left in place.)
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

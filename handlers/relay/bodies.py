@@ -190,13 +190,17 @@ class Stream(Body):
             return None
         return self.flushing if self.pending_bytes >= DOWNLOAD_HIGH_WATER else None
 
-    def _send_pending(self) -> None:
+    def _write_pending(self) -> Sink:
+        """Hand what was received to the sink; the sink, for what follows."""
         sink = self.relay.sink
         for chunk in self.chunks:
             sink.write(chunk)
         self.chunks = []
         self.pending_bytes = 0
-        flushing = sink.flush()
+        return sink
+
+    def _send_pending(self) -> None:
+        flushing = self._write_pending().flush()
         self.flushing = flushing
         flushing.add_done_callback(self._flushed)
 
@@ -211,11 +215,7 @@ class Stream(Body):
         return None  # sent by begin()
 
     def end(self) -> None:
-        sink = self.relay.sink
-        for chunk in self.chunks:
-            sink.write(chunk)
-        self.chunks = []
-        sink.finish()
+        self._write_pending().finish()
 
 
 def make_body(mode: Mode, relay: Relay, rewriter: BodyRewriter | None) -> Body:
