@@ -14,7 +14,7 @@ from filters.names import SITE_PREFIX
 from handlers.config.sites import Site, SiteTable
 from handlers.mapping.cookies import cookies_for_site, scope_set_cookie
 from handlers.mapping.urlmap import if_to_backend, origin_to_backend, to_backend, to_proxy
-from handlers.upstream.transfer import Fields
+from handlers.upstream.exchange import Fields
 
 if TYPE_CHECKING:
     from filters.links import BackendLinks

@@ -23,7 +23,7 @@ from filters.names import SHIM_PATH
 from filters.pipeline import kind_of, media_type
 from handlers.config.sites import Site, SiteTable
 from handlers.mapping.csp import admit_shim
-from handlers.upstream.transfer import Fields
+from handlers.upstream.exchange import Fields
 
 _SOURCE = Path(__file__).parent.parent / "assets" / "shim.js"
 _PLACEHOLDER = "/*ORIGINS*/{}"

@@ -27,7 +27,7 @@ from tornado.concurrent import Future
 from filters.pipeline import BodyRewriter
 from handlers.relay.modes import NO_BODY_STATUSES, Mode, rewritten_fields
 from handlers.relay.state import RELAYING, RelayState
-from handlers.upstream.transfer import Fields
+from handlers.upstream.exchange import Fields
 
 if TYPE_CHECKING:
     from handlers.config.table import Site

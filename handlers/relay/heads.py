@@ -18,10 +18,9 @@ from handlers.mapping.cookies import expire_fallback_copies
 from handlers.mapping.headers import downstream_headers, fields_named, header
 from handlers.mapping.urlmap import is_proxy_origin
 from handlers.relay.modes import NO_BODY_STATUSES, Mode, head_fields, response_mode
-from handlers.upstream.client import Exchange
 from handlers.upstream.curlopts import ascii_target
 from handlers.upstream.errors import UpstreamError
-from handlers.upstream.transfer import Fields, ResponseCallback
+from handlers.upstream.exchange import Exchange, Fields, ResponseCallback
 
 if TYPE_CHECKING:
     from handlers.config.options import Options

@@ -42,9 +42,8 @@ from handlers.relay.state import (
     checked_step,
     may_step,
 )
-from handlers.upstream.client import TransferHandle
 from handlers.upstream.errors import UpstreamError
-from handlers.upstream.transfer import Fields
+from handlers.upstream.exchange import Fields, TransferHandle
 
 if TYPE_CHECKING:
     from collections.abc import Callable
