@@ -1,10 +1,14 @@
 """Automatic link rewriting, on text and on bytes."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from filters import links
 from filters.links import BackendLinks, Origin
 from filters.rootlinks import RootLinks
 from filters.xmllinks import XmlLinks
+from tests.support.properties import examples
 
 LINKS = BackendLinks(
     [
@@ -57,6 +61,49 @@ def test_backend_links_idempotent_and_never_double_prefixed():
     once = LINKS.rewrite(page)
     assert LINKS.rewrite(once) == once
     assert ".site.a/.site" not in once and "/.site./.site" not in once
+
+
+# Hosts that overlap themselves ("127.0.0.1" begins and ends with "1"), one inside
+# another, an IPv6 literal, two ports on one host, and each origin's twin scheme.
+TRICKY = BackendLinks(
+    Origin(name, scheme, host, port, default)
+    for name, host, port, default in [
+        ("a", "127.0.0.1", 8080, False),
+        ("b", "example.org", 80, True),
+        ("c", "a.example.org", 80, True),
+        ("d", "[::1]", 9000, False),
+        ("e", "127.0.0.1", 80, True),
+    ]
+    for scheme in ("http", "https")
+)
+_SPELLINGS = [
+    f"{pre}{host}{port}{post}"
+    for host in ("127.0.0.1", "example.org", "a.example.org", "[::1]", "127.0.0.127.0.0.1")
+    for pre in ("http://", "https://", "//", "http:\\/\\/", "http%3A%2F%2F", "x/", "ftp://")
+    for port in ("", ":8080", ":80", ":9000", ":808", "%3A8080")
+    for post in ("/", '"', "'", "", "0", ".x", "-", "?", " ")
+]
+_PIECES = st.lists(
+    st.one_of(st.sampled_from(_SPELLINGS), st.text("/:.%\\\"' ahtp13F", max_size=6)),
+    max_size=12,
+)
+
+
+def _exact_only(data, hosts):
+    """What every spelling's own pattern gives, without the fast path for plain spellings."""
+    for h in hosts:
+        if h.host in data:
+            data = links._exact(data, h, range(len(h.plain)))
+    return data
+
+
+@settings(max_examples=examples(600), deadline=None)
+@given(_PIECES)
+def test_plain_replacement_gives_what_the_patterns_give(pieces):
+    text = "".join(pieces)
+    assert TRICKY.rewrite(text) == _exact_only(text, TRICKY._text)
+    raw = text.encode()
+    assert TRICKY.rewrite_bytes(raw) == _exact_only(raw, TRICKY._bytes)
 
 
 ROOT = RootLinks("a")
