@@ -42,6 +42,8 @@ SHIM_PATH = PROXY_PAGES + "shim.js"
 LOGIN_PATH = PROXY_PAGES + "login"
 LOGOUT_PATH = PROXY_PAGES + "logout"
 STATUS_PATH = PROXY_PAGES + "status/"  # + a site's name
+OIDC_START_PATH = PROXY_PAGES + "oidc/start"  # off to the OpenID Connect provider
+OIDC_CALLBACK_PATH = PROXY_PAGES + "oidc/callback"  # and back, with a code
 
 
 # --- the proxy's cookies ------------------------------------------------------------------
@@ -52,7 +54,9 @@ SITE_COOKIE = ".site"  # the site an unprefixed request goes to
 FALLBACK_PREFIX = SITE_COOKIE + "~"
 # The proxy's own cookies start with this: never sent to a backend, never set by one.
 PROXY_COOKIES = ".proxy"
-SESSION_COOKIE = PROXY_COOKIES + "-session"  # the login's signed session
+SESSION_COOKIE = PROXY_COOKIES + "-session"  # the sign-in's signed session
+# One sign-in at the provider in progress: its state, nonce and PKCE verifier, signed.
+OIDC_FLOW_COOKIE = PROXY_COOKIES + "-oidc"
 
 
 __all__ = [
@@ -62,6 +66,9 @@ __all__ = [
     "LOGOUT_PATH",
     "METRICS_PATH",
     "NOT_PREFIXED",
+    "OIDC_CALLBACK_PATH",
+    "OIDC_FLOW_COOKIE",
+    "OIDC_START_PATH",
     "PROXY_COOKIES",
     "PROXY_PAGES",
     "SESSION_COOKIE",

@@ -15,6 +15,8 @@ from filters.names import (
     LOGIN_PATH,
     LOGOUT_PATH,
     METRICS_PATH,
+    OIDC_CALLBACK_PATH,
+    OIDC_START_PATH,
     PROXY_PAGES,
     SHIM_PATH,
     STATUS_PATH,
@@ -31,6 +33,7 @@ from handlers.door.pages import (
     SiteListHandler,
     SiteStatusHandler,
 )
+from handlers.door.signin import OidcCallbackHandler, OidcStartHandler
 from handlers.ops.metrics import Metrics
 from handlers.ops.state import ProxyState
 from handlers.relay.handler import ProxyHandler
@@ -56,6 +59,8 @@ def make_app(table: SiteTable, options: Options, **settings: Any) -> Application
             (re.escape(SHIM_PATH), ShimHandler, args),
             (re.escape(LOGIN_PATH), LoginHandler, args),
             (re.escape(LOGOUT_PATH), LogoutHandler, args),
+            (re.escape(OIDC_START_PATH), OidcStartHandler, args),
+            (re.escape(OIDC_CALLBACK_PATH), OidcCallbackHandler, args),
             (re.escape(STATUS_PATH) + "([^/]+)", SiteStatusHandler, args),
             (r".*", ProxyHandler, args),
         ],

@@ -18,10 +18,11 @@ from handlers.config.sites import Site, SiteTable
 from handlers.config.values import Network
 from handlers.door.access import (
     ALLOWED,
+    BY_NETWORK,
+    BY_PATH,
+    BY_USER,
     LOGIN,
-    REFUSED,
     Decision,
-    Sessions,
     Throttle,
     client_ip,
     in_any,
@@ -29,6 +30,9 @@ from handlers.door.access import (
     networks,
     path_allowed,
 )
+from handlers.door.directory import Directory
+from handlers.door.identity import Identity, Sessions, identity_fields
+from handlers.door.oidc import OidcClient
 from handlers.mapping.cookies import cookie_value
 from handlers.mapping.shim import Shim
 from handlers.relay.upload import HELD_BUDGET, HeldBytes
@@ -68,7 +72,12 @@ class ProxyContext:
     # options were read (handlers/config/options.py).
     client_networks: tuple[Network, ...] = field(init=False, repr=False)
     metrics_networks: tuple[Network, ...] = field(init=False, repr=False)
-    sessions: Sessions | None = field(init=False, repr=False)  # None: no login
+    sessions: Sessions | None = field(init=False, repr=False)  # None: no signing in
+    # The ways of signing in beside config.users (None: not configured).
+    oidc: OidcClient | None = field(init=False, repr=False)
+    directory: Directory | None = field(init=False, repr=False)
+    # The identity headers' names, lower case: never taken from a client.
+    identity_names: frozenset[str] = field(init=False, repr=False)
     is_trusted: Callable[[str], bool] = field(init=False, repr=False)  # a proxy in front?
 
     def __post_init__(self) -> None:
@@ -80,34 +89,79 @@ class ProxyContext:
         self.client_networks = networks(options.client_allow)
         self.metrics_networks = networks(options.metrics_allow)
         secret = options.cookie_secret
-        self.sessions = (
-            Sessions(secret, options.session_seconds) if options.users and secret else None
+        self.sessions = None
+        if options.login and secret:
+            named = frozenset(
+                group
+                for site in self.table
+                for group in (
+                    *(site.groups or ()),
+                    *(g for g, _ in site.allow + site.deny if g is not None),
+                )
+            )
+            passes = any(site.pass_identity for site in self.table)
+            self.sessions = Sessions(secret, options.session_seconds, named, passes)
+        signin = options.signin
+        self.oidc = OidcClient(signin) if signin.oidc_issuer else None
+        self.directory = Directory(signin) if signin.ldap_url else None
+        self.identity_names = frozenset(
+            name.lower()
+            for name in (
+                signin.identity_user_header,
+                signin.identity_email_header,
+                signin.identity_groups_header,
+            )
         )
         trusted = networks(options.trusted_proxies)
         self.is_trusted = functools.lru_cache(maxsize=1024)(functools.partial(in_any, nets=trusted))
 
+    def identity_fields(self, site: Site, identity: Identity | None) -> list[tuple[str, str]]:
+        """What a site that asks for it (pass_identity) is told of the signed-in user."""
+        if not site.pass_identity or identity is None:
+            return []
+        signin = self.options.signin
+        return identity_fields(
+            identity,
+            signin.identity_user_header,
+            signin.identity_email_header,
+            signin.identity_groups_header,
+        )
+
     def client_ip(self, request: HTTPServerRequest) -> str:
         return client_ip(request.remote_ip or "", request.headers, self.is_trusted)
 
-    def user(self, request: HTTPServerRequest) -> str | None:
-        """The logged-in user (None: nobody, or the login is off)."""
+    def identity(self, request: HTTPServerRequest) -> Identity | None:
+        """Who is signed in (None: nobody, or signing in is off)."""
         if self.sessions is None:
             return None
-        return self.sessions.user(cookie_value(request.headers.get("Cookie"), SESSION_COOKIE))
+        value = cookie_value(request.headers.get("Cookie"), SESSION_COOKIE)
+        return self.sessions.identity(value)
 
-    def may_open(self, site: Site, ip: str, user: str | None) -> Decision:
-        """Whether a client (its address, its user) may open ``site`` at all."""
+    def user_name(self, request: HTTPServerRequest) -> str | None:
+        identity = self.identity(request)
+        return identity.name if identity is not None else None
+
+    def may_open(self, site: Site, ip: str, identity: Identity | None) -> Decision:
+        """Whether a client (its address, who is signed in) may open ``site`` at all."""
         if not in_networks(ip, self.client_networks) or not in_networks(ip, site.client_allow):
-            return REFUSED
+            return BY_NETWORK
         if self.sessions is not None:
-            if user is None:
+            if identity is None:
                 return LOGIN
-            if site.users is not None and user not in site.users:
-                return REFUSED
+            if site.users is None and site.groups is None:
+                return ALLOWED
+            if site.users is not None and identity.name in site.users:
+                return ALLOWED
+            if site.groups is not None and identity.in_any(site.groups):
+                return ALLOWED
+            return BY_USER
         return ALLOWED
 
-    def decide(self, site: Site, ip: str, user: str | None, path_and_query: str) -> Decision:
-        decision = self.may_open(site, ip, user)
-        if decision.allowed and not path_allowed(path_and_query, site.allow, site.deny):
-            return REFUSED
+    def decide(
+        self, site: Site, ip: str, identity: Identity | None, path_and_query: str
+    ) -> Decision:
+        decision = self.may_open(site, ip, identity)
+        groups = identity.groups if identity is not None else frozenset()
+        if decision.allowed and not path_allowed(path_and_query, site.allow, site.deny, groups):
+            return BY_PATH
         return decision

@@ -8,13 +8,20 @@ that the handlers use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from handlers.config.errors import ConfigError, did_you_mean
 from handlers.config.spec import setting
-from handlers.config.values import CHARSET, NETWORKS, PATTERNS, PEM_FILE, USER_NAMES
+from handlers.config.values import (
+    CHARSET,
+    GROUP_NAMES,
+    GROUP_PATTERNS,
+    NETWORKS,
+    PEM_FILE,
+    USER_NAMES,
+)
 
 if TYPE_CHECKING:
     from filters.rules import SubsFilterRules
@@ -69,18 +76,30 @@ class BackendSite:
     query strings) back to the backends' own, so that what users save is stored as if
     saved directly."""
 
-    allow: Sequence[str] = setting((), kind=PATTERNS)
+    allow: Sequence[str] | Mapping[str, Sequence[str]] = setting((), kind=GROUP_PATTERNS)
     """Regexes searched in the backend path with its query: with an allow list, a request
-    matching none is refused with 403 and never sent."""
+    matching none that applies to the user is refused with 403 and never sent. A dict
+    gives them per group, `{"staff": [".*"], "*": ["^/public/"]}` ("*": everyone)."""
 
-    deny: Sequence[str] = setting((), kind=PATTERNS)
-    """Regexes searched likewise: a request matching one is refused with 403."""
+    deny: Sequence[str] | Mapping[str, Sequence[str]] = setting((), kind=GROUP_PATTERNS)
+    """Regexes searched likewise: a request matching one that applies to the user is
+    refused with 403. A dict gives them per group, as for allow."""
 
     client_allow: Sequence[str] = setting((), kind=NETWORKS)
     """Networks whose clients may open this site (empty: everyone the proxy lets in)."""
 
     users: Sequence[str] | None = setting(None, kind=USER_NAMES)
-    """With config.users set: the users who may open this site (None: every user)."""
+    """With signing in on: the users who may open this site (None: every signed-in user,
+    unless groups is given)."""
+
+    groups: Sequence[str] | None = setting(None, kind=GROUP_NAMES)
+    """With signing in on: the groups whose members may open this site (beside users;
+    None: no group gives access, and with users None too, every signed-in user may)."""
+
+    pass_identity: bool = setting(False)
+    """Tell the backend who is signed in: the user, e-mail and groups headers
+    (config.identity_user_header and the next two). Off: the backend learns nothing of
+    the user. Either way, what a client sends under those names is removed."""
 
     def __new__(cls, *args: Any, **keywords: Any) -> BackendSite:
         # Before the generated __init__ refuses a misspelt keyword (time_out=5) with a

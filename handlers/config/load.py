@@ -81,17 +81,25 @@ def read_config(config_path: str | None, forward_list: Any = None) -> tuple[Site
 
 
 def check_sites(table: Iterable[Site], options: Options) -> None:
-    """What the sites ask of the options: their ``users`` must be users of the login."""
+    """What the sites ask of the options: ``users``, ``groups`` and ``pass_identity`` need
+    signing in on; with only the local list, ``users`` must be in it (a provider's or a
+    directory's users are not known in advance)."""
+    external = options.signin.oidc_issuer is not None or options.signin.ldap_url is not None
     for site in table:
-        if site.users is None:
+        for keyword, given in (
+            ("users", site.users is not None),
+            ("groups", site.groups is not None),
+            ("pass_identity", site.pass_identity),
+        ):
+            if given and not options.login:
+                raise ConfigError(
+                    f"site {site.name!r}: {keyword} needs signing in on (config.users,"
+                    " oidc_issuer or ldap_url)",
+                    keyword,
+                    site.name,
+                )
+        if site.users is None or external:
             continue
-        if not options.users:
-            raise ConfigError(
-                f"site {site.name!r}: users={sorted(site.users)!r}: expected config.users to"
-                " define them (the login is off)",
-                "users",
-                site.name,
-            )
         unknown = sorted(site.users - set(options.users))
         if unknown:
             raise ConfigError(

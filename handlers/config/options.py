@@ -15,10 +15,11 @@ entries) or ending in a traceback (``max_body_size = "10G"``); so does a misspel
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from handlers.config.errors import ConfigError, did_you_mean
+from handlers.config.signin import SignInOptions
 from handlers.config.spec import GiB, KiB, MiB, Spec, setting, specs
 from handlers.config.values import LEVEL, LOG_TARGET, LOGIN_USERS, NETWORK_TEXTS, SECRET
 
@@ -75,10 +76,12 @@ class Options:
     """Networks whose clients may use the proxy at all (empty: everyone)."""
 
     users: Mapping[str, str] = setting({}, kind=LOGIN_USERS)
-    """The optional login: its users and their password hashes. Empty: no login."""
+    """The optional local login: its users and their password hashes. Empty: none (other
+    ways of signing in are the sign-in settings below)."""
 
     cookie_secret: str | None = setting(None, kind=SECRET)
-    """Signs the login's sessions; the same on every instance. Required with users."""
+    """Signs the sign-in's sessions; the same on every instance. Required with any way of
+    signing in."""
 
     session_seconds: int = setting(8 * 3600, low=60, high=30 * 86400, unit="seconds")
     """How long a login lasts."""
@@ -109,27 +112,71 @@ class Options:
     # open-ended ones are forwarded as they arrive.
     small_body_bytes: int = 64 * KiB
 
+    # The sign-in settings (handlers/config/signin.py), read from the same Config.
+    signin: SignInOptions = field(default_factory=SignInOptions)
+
+    @property
+    def login(self) -> bool:
+        """Whether people must sign in: a local user list, a provider or a directory."""
+        signin = self.signin
+        return bool(self.users or signin.oidc_issuer or signin.ldap_url)
+
     @classmethod
     def from_config(cls, config: object) -> Options:
         """Every setting of ``config`` checked; a name that no setting declares, or the
         first bad value, raises ConfigError."""
-        declared = specs(cls)
-        _refuse_undeclared(config, declared)
-        values: dict[str, Any] = {}
-        for spec in declared:
-            value = getattr(config, spec.name, spec.default)
-            try:
-                values[spec.field] = spec.check(value)
-            except ValueError as exc:
-                raise ConfigError(f"config.{spec.name} = {value!r}: {exc}", spec.name) from None
-        if values["users"] and values["cookie_secret"] is None:
+        _refuse_undeclared(config, specs(cls) + specs(SignInOptions))
+        values = _read(config, cls)
+        signin = SignInOptions(**_read(config, SignInOptions))
+        options = cls(**values, signin=signin)
+        if options.login and values["cookie_secret"] is None:
             raise ConfigError(
-                "config.cookie_secret is not set: a login (config.users) needs a random"
-                " string of at least 16 characters, the same on every instance, to sign"
-                " its sessions",
-                "users",
+                "config.cookie_secret is not set: signing in (config.users, oidc_issuer or"
+                " ldap_url) needs a random string of at least 16 characters, the same on"
+                " every instance, to sign its sessions",
+                "users" if values["users"] else "cookie_secret",
             )
-        return cls(**values)
+        check_signin(signin)
+        return options
+
+
+def _read(config: object, cls: type) -> dict[str, Any]:
+    """The settings ``cls`` declares, read from ``config`` and checked."""
+    values: dict[str, Any] = {}
+    for spec in specs(cls):
+        value = getattr(config, spec.name, spec.default)
+        try:
+            values[spec.field] = spec.check(value)
+        except ValueError as exc:
+            raise ConfigError(f"config.{spec.name} = {value!r}: {exc}", spec.name) from None
+    return values
+
+
+def check_signin(signin: SignInOptions) -> None:
+    """What the sign-in settings ask of each other."""
+    if signin.oidc_issuer is not None:
+        if signin.oidc_client_id is None:
+            raise ConfigError(
+                "config.oidc_client_id is not set: oidc_issuer needs it", "oidc_issuer"
+            )
+        if (signin.oidc_client_secret is None) == (signin.oidc_client_secret_file is None):
+            raise ConfigError(
+                "config.oidc_client_secret: give it, or oidc_client_secret_file, not both",
+                "oidc_client_secret",
+            )
+    if signin.ldap_url is not None:
+        if signin.ldap_user_dn is None or "{name}" not in signin.ldap_user_dn:
+            raise ConfigError(
+                "config.ldap_user_dn must hold {name}: what to bind as, e.g."
+                " 'uid={name},ou=people,dc=example,dc=org' or '{name}@corp.example'",
+                "ldap_user_dn" if signin.ldap_user_dn is not None else "ldap_url",
+            )
+        if signin.ldap_user_base is None and "=" not in signin.ldap_user_dn:
+            raise ConfigError(
+                "config.ldap_user_base is not set: with ldap_user_dn not a DN (Active"
+                " Directory's name@domain) the user's entry must be searched for",
+                "ldap_user_dn",
+            )
 
 
 def _refuse_undeclared(config: object, declared: tuple[Spec, ...]) -> None:
@@ -159,7 +206,7 @@ class Defaults:
     Options; docs/settings.md lists them)."""
 
 
-for _spec in specs(Options):
+for _spec in specs(Options) + specs(SignInOptions):
     _default = _spec.default
     setattr(Defaults, _spec.name, _default.copy() if isinstance(_default, dict) else _default)
 

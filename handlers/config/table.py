@@ -37,10 +37,12 @@ class Site:
     description: str
     knows_proxy: bool
     map_requests: bool
-    allow: tuple[re.Pattern[str], ...]
-    deny: tuple[re.Pattern[str], ...]
+    allow: tuple[tuple[str | None, re.Pattern[str]], ...]  # (group or None: all, regex)
+    deny: tuple[tuple[str | None, re.Pattern[str]], ...]
     client_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     users: frozenset[str] | None
+    groups: frozenset[str] | None
+    pass_identity: bool
 
 
 class SiteTable:

@@ -143,8 +143,100 @@ def _pem_file(value: object) -> str | None:
 
 PEM_FILE = Kind("the path of a PEM file of CA certificates (or None)", _pem_file)
 
+
+def _names(value: object) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, Sequence | set | frozenset):
+        raise ValueError
+    if not all(isinstance(name, str) and name for name in value):
+        raise ValueError
+    return frozenset(value)
+
+
+GROUP_NAMES = Kind("a list of group names (or None: no group gives access)", _names)
+WORDS = Kind('a list of words, e.g. ["openid", "email"]', lambda v: tuple(sorted(_names(v) or ())))
+
+
+def _group_patterns(value: object) -> tuple[tuple[str | None, re.Pattern[str]], ...]:
+    """A list of regexes (for everyone), or a dict of group -> list of regexes, "*" for
+    everyone: each pattern with the group it applies to (None: everyone)."""
+    if isinstance(value, dict):
+        out = []
+        for group, sources in value.items():
+            if not isinstance(group, str) or not group:
+                raise ValueError(f"{group!r} is not a group name")
+            for pattern in _patterns(sources):
+                out.append((None if group == "*" else group, pattern))
+        return tuple(out)
+    return tuple((None, pattern) for pattern in _patterns(value))
+
+
+GROUP_PATTERNS = Kind(
+    'a list of regular expressions, or a dict of group -> list of them ("*": everyone)',
+    _group_patterns,
+)
+
+
+def _optional_text(value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValueError
+    return value
+
+
+TEXT = Kind("a string (or None)", _optional_text)
+
+
+def _http_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.match(r"https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+        raise ValueError
+    return value.rstrip("/")
+
+
+HTTP_URL = Kind("an http:// or https:// URL (or None)", _http_url)
+
+
+def _ldap_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.match(r"ldaps?://[^/?#\s]+/?$", value):
+        raise ValueError
+    return value.rstrip("/")
+
+
+LDAP_URL = Kind("an ldap://host[:port] or ldaps://host[:port] URL (or None)", _ldap_url)
+
+
+def _secret_file(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError
+    if not os.path.isfile(value):
+        raise ValueError(f"file {value!r} does not exist")
+    return value
+
+
+SECRET_FILE = Kind("the path of a file holding the secret (or None)", _secret_file)
+
+
+def _header_name(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]+", value):
+        raise ValueError
+    return value
+
+
+HEADER_NAME = Kind('a header field name, e.g. "X-Forwarded-User"', _header_name)
+
 __all__ = [
     "CHARSET",
+    "GROUP_NAMES",
+    "GROUP_PATTERNS",
+    "HEADER_NAME",
+    "HTTP_URL",
+    "LDAP_URL",
     "LEVEL",
     "LOGIN_USERS",
     "LOG_TARGET",
@@ -154,7 +246,10 @@ __all__ = [
     "PATTERNS",
     "PEM_FILE",
     "SECRET",
+    "SECRET_FILE",
+    "TEXT",
     "USER_NAMES",
+    "WORDS",
     "Network",
     "networks",
 ]

@@ -1,12 +1,14 @@
 """Who may reach what: the client's address, client networks, per-site path rules, and the
-optional login's sessions and throttling. Pure, apart from the clock.
+throttling of failed sign-ins. Pure, apart from the clock.
 
 The checks, in order, for a request that names a site (handlers/door/target.py):
 1. the client's address is in ``config.client_allow`` (when set) and in the site's
    ``client_allow`` (when set);
-2. with ``config.users`` set, the client has a valid session, and is one of the site's
-   ``users`` (when set);
-3. the backend path with its query passes the site's ``deny`` and ``allow`` regexes.
+2. with signing in on, the client has a valid session (handlers/door/identity.py), and
+   is one of the site's ``users`` or a member of one of its ``groups`` (when either is
+   set);
+3. the backend path with its query passes the site's ``deny`` and ``allow`` regexes that
+   apply to the user (those of everyone and of the user's groups).
 A refusal is a 403 page that says nothing of the path upstream: no upstream request is
 made for it.
 """
@@ -20,10 +22,10 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from tornado.web import create_signed_value, decode_signed_value
-
-from filters.names import SESSION_COOKIE
 from handlers.config.values import Network, networks
+
+# A site's path rules: (group, regex), the group None for everyone.
+Rules = tuple[tuple[str | None, re.Pattern[str]], ...]
 
 
 def client_ip(remote_ip: str, headers: Mapping[str, str], trusted: Callable[[str], bool]) -> str:
@@ -57,32 +59,17 @@ def in_networks(address: str, allowed: tuple[Network, ...]) -> bool:
 
 
 def path_allowed(
-    path_and_query: str, allow: tuple[re.Pattern[str], ...], deny: tuple[re.Pattern[str], ...]
+    path_and_query: str, allow: Rules, deny: Rules, groups: frozenset[str] = frozenset()
 ) -> bool:
-    """``deny`` wins; without ``allow``, everything not denied passes."""
-    if any(p.search(path_and_query) for p in deny):
+    """A rule applies to everyone (group None) or to members of its group. An applying
+    ``deny`` rule wins; a site with ``allow`` rules lets through only what an applying
+    one matches (none applies to the user: nothing), and without any, everything not
+    denied passes."""
+    if any(p.search(path_and_query) for g, p in deny if g is None or g in groups):
         return False
-    return not allow or any(p.search(path_and_query) for p in allow)
-
-
-class Sessions:
-    """Signed, expiring session cookies that every instance sharing the secret accepts
-    (no state on the server): Tornado's signed values, which carry their time."""
-
-    def __init__(self, secret: str, seconds: int) -> None:
-        self.secret = secret
-        self.seconds = seconds
-
-    def issue(self, user: str) -> str:
-        return create_signed_value(self.secret, SESSION_COOKIE, user).decode("ascii")
-
-    def user(self, value: str | None) -> str | None:
-        if not value:
-            return None
-        decoded = decode_signed_value(
-            self.secret, SESSION_COOKIE, value, max_age_days=self.seconds / 86400
-        )
-        return decoded.decode("utf-8", "replace") if decoded else None
+    if not allow:
+        return True
+    return any(p.search(path_and_query) for g, p in allow if g is None or g in groups)
 
 
 class Throttle:
@@ -128,20 +115,25 @@ class Throttle:
 
 class Decision(NamedTuple):
     allowed: bool
-    login: bool = False  # refused because nobody is logged in: offer the login page
+    login: bool = False  # refused because nobody is signed in: offer the login page
+    reason: str = ""  # why it was refused, for the audit trail and the metrics
 
 
 ALLOWED = Decision(True)
-REFUSED = Decision(False)
-LOGIN = Decision(False, login=True)
+LOGIN = Decision(False, login=True, reason="not signed in")
+BY_NETWORK = Decision(False, reason="client address")
+BY_USER = Decision(False, reason="user or group")
+BY_PATH = Decision(False, reason="path rule")
 
 
 __all__ = [
     "ALLOWED",
+    "BY_NETWORK",
+    "BY_PATH",
+    "BY_USER",
     "LOGIN",
-    "REFUSED",
     "Decision",
-    "Sessions",
+    "Rules",
     "Throttle",
     "client_ip",
     "in_any",

@@ -19,6 +19,7 @@ from handlers.door.target import Answer, site_list
 from handlers.mapping.cookies import cookie_value
 from handlers.mapping.headers import ends_connection
 from handlers.ops.accesslog import describe
+from handlers.ops.audit import REFUSED, AuditEvent
 from handlers.ops.record import AccessRecord
 from handlers.ops.state import ProxyState
 
@@ -62,7 +63,7 @@ class PageHandler(RequestHandler):
                 record,
                 seconds=request.request_time(),
                 client=self.context.client_ip(request),
-                user=self.context.user(request),
+                user=self.context.user_name(request),
                 target=request.uri or "",
                 protocol=request.version,
                 headers=request.headers,
@@ -71,6 +72,19 @@ class PageHandler(RequestHandler):
 
     def answer(self, answer: Answer) -> None:
         """Send an answer the proxy gives itself: a redirect, the site list or an error page."""
+        if answer.refused is not None:
+            request = self.request
+            self.state.audit(
+                AuditEvent(
+                    REFUSED,
+                    self.context.client_ip(request),
+                    answer.user,
+                    request.uri or "",
+                    answer.refused,
+                    answer.site,
+                    status=401 if answer.status == 302 else answer.status,
+                )
+            )
         if answer.location is not None:
             self.redirect(answer.location, status=answer.status)
             return
@@ -191,7 +205,7 @@ class SiteStatusHandler(PageHandler):
         if (
             site is not None
             and not self.context.may_open(
-                site, self.context.client_ip(client), self.context.user(client)
+                site, self.context.client_ip(client), self.context.identity(client)
             ).allowed
         ):
             site = None  # a site this client may not open is not there for it

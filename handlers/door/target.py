@@ -17,6 +17,8 @@ from filters.names import LOGIN_PATH, SITE_PREFIX
 from filters.requestbody import BodyMapper
 from handlers.config.sites import Site
 from handlers.context import ProxyContext
+from handlers.door.access import Decision
+from handlers.door.identity import Identity
 from handlers.door.routing import is_navigation, referer_site, resolve
 from handlers.mapping.cookies import cookie_value
 from handlers.mapping.headers import header, upstream_headers
@@ -35,6 +37,7 @@ class Target(NamedTuple):
     # Maps the proxy's URLs in what the client sends back to the backend's (None: the
     # site asks for them as sent: map_requests=False or knows_proxy).
     mapper: BodyMapper | None = None
+    identity: Identity | None = None  # who is signed in (None: nobody, or no sign-in)
 
     @property
     def via_prefix(self) -> bool:
@@ -48,6 +51,7 @@ class SiteList:
     current: str | None  # the site the .site cookie names
     visible: frozenset[str]
     user: str | None
+    oidc: bool = False  # signed in at a provider: sign-out ends its session too
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,10 @@ class Answer:
     location: str | None = None
     sites: SiteList | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    # A refusal by the access rules, for the audit trail: its reason, the site and who.
+    refused: str | None = None
+    site: str | None = None
+    user: str | None = None
 
 
 def redirect(location: str) -> Answer:
@@ -100,23 +108,23 @@ def decide(request: HTTPServerRequest, context: ProxyContext) -> Target | Answer
             else "Choose a site to open."
         )
         return Answer(404, "Unknown site", detail)
-    ip, user = context.client_ip(request), context.user(request)
+    ip, identity = context.client_ip(request), context.identity(request)
     rest, mapper = resolution.rest, None
     if site.map_requests and not site.knows_proxy:
         # Only the sites this client may open are mapped: the others' addresses are
         # not the client's to learn or to make a backend fetch.
         def may_open(name: str) -> bool:
             other = context.table.get(name)
-            return other is not None and context.may_open(other, ip, user).allowed
+            return other is not None and context.may_open(other, ip, identity).allowed
 
         mapper = BodyMapper(context.reverse, proxy_hosts(request, context), site.charset, may_open)
         rest = mapper.query(rest)
     # The rules see the target as the client sent it and as the backend will get it.
-    decision = context.decide(site, ip, user, rest)
+    decision = context.decide(site, ip, identity, rest)
     if decision.allowed and rest != resolution.rest:
-        decision = context.decide(site, ip, user, resolution.rest)
+        decision = context.decide(site, ip, identity, resolution.rest)
     if not decision.allowed:
-        return refusal(request, decision.login)
+        return refusal(request, decision, site.name, identity)
     if resolution.via_prefix and not uri.startswith(f"{SITE_PREFIX}{site.name}/"):
         # "/.site.name" or "/.site.name?x": the page's relative links need the slash.
         return redirect(f"{SITE_PREFIX}{site.name}{resolution.rest}")
@@ -127,33 +135,44 @@ def decide(request: HTTPServerRequest, context: ProxyContext) -> Target | Answer
         # the prefixed URL, so that the address bar, reloads and bookmarks keep the site.
         return redirect(f"{SITE_PREFIX}{site.name}{uri}")
     secure = client_is_secure(request, context)
-    return Target(site, rest, resolution.via, cookie_site, navigation, secure, mapper)
+    return Target(site, rest, resolution.via, cookie_site, navigation, secure, mapper, identity)
 
 
 def site_list(request: HTTPServerRequest, context: ProxyContext, current: str | None) -> Answer:
-    """The site list, with only the sites this client may open; with the login on and
-    nobody logged in, the login page instead."""
-    ip, user = context.client_ip(request), context.user(request)
-    decisions = {site.name: context.may_open(site, ip, user) for site in context.table}
+    """The site list, with only the sites this client may open; with signing in on and
+    nobody signed in, the login page instead."""
+    ip, identity = context.client_ip(request), context.identity(request)
+    decisions = {site.name: context.may_open(site, ip, identity) for site in context.table}
     if any(d.login for d in decisions.values()):
         return redirect(LOGIN_PATH)
     visible = frozenset(name for name, d in decisions.items() if d.allowed)
+    user = identity.name if identity is not None else None
+    oidc = identity is not None and identity.method == "oidc"
     return Answer(
-        200, "OK", sites=SiteList(current, visible, user), headers=(("Cache-Control", "no-store"),)
+        200,
+        "OK",
+        sites=SiteList(current, visible, user, oidc),
+        headers=(("Cache-Control", "no-store"),),
     )
 
 
-def refusal(request: HTTPServerRequest, login: bool) -> Answer:
+def refusal(
+    request: HTTPServerRequest, decision: Decision, site: str, identity: Identity | None
+) -> Answer:
     """The answer to a request the access rules do not let through (handlers/door/access.py):
-    403, or with ``login`` the login page for a navigation and 401 for the rest. It says
-    nothing of the path, and nothing was asked of the backend."""
-    log.warning("%s %s from %s: refused%s", request.method, request.uri,
-                request.remote_ip, " (not logged in)" if login else "")  # fmt: skip
-    if not login:
-        return Answer(403, "Forbidden", "You may not open this through the proxy.")
+    403, or when nobody is signed in the login page for a navigation and 401 for the
+    rest. It says nothing of the path, and nothing was asked of the backend; the audit
+    trail gets its reason."""
+    user = identity.name if identity is not None else None
+    reason = decision.reason
+    if not decision.login:
+        detail = "You may not open this through the proxy."
+        return Answer(403, "Forbidden", detail, refused=reason, site=site, user=user)
     if request.method in ("GET", "HEAD") and is_navigation(request.headers):
-        return redirect(f"{LOGIN_PATH}?{urllib.parse.urlencode({'next': request.uri})}")
-    return Answer(401, "Log in first", "This proxy asks you to log in before you open its sites.")
+        location = f"{LOGIN_PATH}?{urllib.parse.urlencode({'next': request.uri})}"
+        return Answer(302, "Found", location=location, refused=reason, site=site, user=user)
+    detail = "This proxy asks you to sign in before you open its sites."
+    return Answer(401, "Sign in first", detail, refused=reason, site=site, user=user)
 
 
 def client_is_secure(request: HTTPServerRequest, context: ProxyContext) -> bool:
@@ -195,4 +214,6 @@ def backend_headers(
         scheme=request.protocol,
         trusted_peer=context.is_trusted(remote_ip),
         prefix=f"{SITE_PREFIX}{target.site.name}" if target.via_prefix else None,
+        identity=context.identity_fields(target.site, target.identity),
+        identity_names=context.identity_names,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from tornado.httputil import HTTPHeaders
@@ -106,8 +106,14 @@ def upstream_headers(
     scheme: str,
     trusted_peer: bool,
     prefix: str | None,
+    identity: Sequence[tuple[str, str]] = (),
+    identity_names: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """Headers for the backend request, keyed by Tornado's normalized field names.
+
+    ``identity_names`` (lower case) are the headers that tell a backend who is signed in:
+    whatever the client sends under them is always dropped, and ``identity`` (the site
+    passes it: BackendSite pass_identity) is what the proxy says instead.
 
     ``trusted_peer`` says whether the connection comes from a proxy we trust (nginx in
     front): only then are its X-Forwarded-* and X-Real-IP values kept and appended to;
@@ -119,6 +125,8 @@ def upstream_headers(
     9110 section 5.3).
     """
     drop = _NOT_FORWARDED_UPSTREAM if trusted_peer else _NOT_FORWARDED_UNTRUSTED
+    if identity_names:
+        drop = drop | identity_names
     if "Connection" in incoming:
         drop = drop | _connection_tokens(incoming.get_list("Connection"))
     out: dict[str, str] = {}
@@ -155,6 +163,8 @@ def upstream_headers(
         out["X-Real-Ip"] = remote_ip
     if prefix:
         out["X-Forwarded-Prefix"] = prefix
+    for name, value in identity:
+        out[name] = value
     return out
 
 

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from tornado.ioloop import IOLoop
 
+from handlers.ops.audit import AuditEvent, log_without_access_log
 from handlers.ops.record import AccessRecord, WebSocketCounts
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,15 @@ class AccessLog:
         if self.enabled:
             json_line = self.format == "json"
             self._emit(_json(request_fields(record)) if json_line else request_line(record))
+
+    def audit(self, event: AuditEvent) -> None:
+        """An event of the audit trail (handlers/ops/audit.py); written at once, not
+        buffered, so that a crash loses none."""
+        if not self.enabled:
+            log_without_access_log(event)
+            return
+        self._emit(_json(event.fields()) if self.format == "json" else event.line())
+        self.flush()
 
     def websocket(self, record: AccessRecord) -> None:
         """A WebSocket session that has ended."""

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from handlers.ops.audit import REFUSED, AuditEvent
 from handlers.ops.record import AccessRecord
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -95,6 +96,18 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.logins = Counter(
+            "web_proxy_logins",
+            "Sign-ins and sign-outs, by method (local, oidc, ldap) and result.",
+            ["method", "result"],
+            registry=registry,
+        )
+        self.refusals = Counter(
+            "web_proxy_refusals",
+            "Requests refused by the access rules (401, 403), by site and reason.",
+            ["site", "reason"],
+            registry=registry,
+        )
         # Label children by their labels: looked up once, not per request.
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._per_site: dict[str, tuple[Any, Any, Any, Any]] = {}
@@ -136,6 +149,13 @@ class Metrics:
             self.upstream_errors.labels(site, record.upstream_error).inc()
         if record.request_body is not None:
             self.request_bodies.labels(site, record.request_body).inc()
+
+    def audit(self, event: AuditEvent) -> None:
+        """One event of the audit trail, counted."""
+        if event.event == REFUSED:
+            self.refusals.labels(event.site or "-", event.reason or "-").inc()
+        else:
+            self.logins.labels(event.method or "-", event.event).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition, and its content type."""

@@ -21,6 +21,7 @@ from handlers.config.options import Options
 from handlers.config.sites import SiteTable
 from handlers.context import ProxyContext
 from handlers.ops.accesslog import AccessLog, describe
+from handlers.ops.audit import AuditEvent
 from handlers.ops.metrics import Metrics
 from handlers.ops.record import AccessRecord
 
@@ -111,6 +112,11 @@ class ProxyState:
         self.metrics.observe(record)
         if logged:
             self.access_log.request(record)
+
+    def audit(self, event: AuditEvent) -> None:
+        """An event of the audit trail: its line and its count."""
+        self.access_log.audit(event)
+        self.metrics.audit(event)
 
     def log_refusal(
         self,

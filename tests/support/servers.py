@@ -4,6 +4,7 @@ the proxy itself, all on one IOLoop in a background thread; tests speak plain HT
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http.client
 import json
 import socket
@@ -20,6 +21,7 @@ from tornado.websocket import WebSocketHandler
 
 from handlers.app import make_app, make_server
 from handlers.config.options import Options
+from handlers.config.signin import SignInOptions
 from handlers.config.sites import BackendSite, build_site_table
 
 
@@ -207,12 +209,19 @@ def _complete(data: bytes) -> bool:
     return False
 
 
-def start_proxy(lt: LoopThread, forward_list: dict[str, BackendSite], **option_kw: Any) -> Proxy:
+def start_proxy(
+    lt: LoopThread, forward_list: dict[str, BackendSite], port: int = 0, **option_kw: Any
+) -> Proxy:
+    """The proxy on 127.0.0.1 (``port`` 0: any free one), with ``option_kw`` as its
+    settings; the sign-in settings (handlers/config/signin.py) may be among them."""
+    signin_fields = {f.name for f in dataclasses.fields(SignInOptions)}
+    signin = {k: option_kw.pop(k) for k in list(option_kw) if k in signin_fields}
+
     async def start() -> Proxy:
         table = build_site_table(forward_list)
-        options = Options(**option_kw)
+        options = Options(**option_kw, signin=SignInOptions(**signin))
         app = make_app(table, options)
-        sock = bind_sockets(0, "127.0.0.1")[0]
+        sock = bind_sockets(port, "127.0.0.1")[0]
         server = make_server(app, options)
         server.add_sockets([sock])
         return Proxy(sock.getsockname()[1], server)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from handlers.door.access import Throttle, client_ip, in_networks, networks, path_allowed
-from handlers.door.login import safe_next
+from handlers.door.signin import safe_next
 
 
 def test_client_ip_believes_only_trusted_peers():
@@ -28,12 +28,28 @@ def test_networks_and_paths():
     assert in_networks("11.0.0.1", ())
     import re
 
-    allow, deny = (re.compile("^/pub/"),), (re.compile(r"secret|\?debug"),)
+    allow, deny = ((None, re.compile("^/pub/")),), ((None, re.compile(r"secret|\?debug")),)
     assert path_allowed("/pub/a", allow, deny)
     assert not path_allowed("/pub/secret", allow, deny)
     assert not path_allowed("/pub/a?debug=1", allow, deny)
     assert not path_allowed("/private", allow, deny)
     assert path_allowed("/private", (), deny)
+
+
+def test_path_rules_per_group():
+    import re
+
+    allow = (("staff", re.compile(".*")), (None, re.compile("^/public/")))
+    deny = (("interns", re.compile("^/admin")),)
+    assert path_allowed("/public/a", allow, deny)
+    assert not path_allowed("/private", allow, deny)
+    assert path_allowed("/private", allow, deny, frozenset({"staff"}))
+    assert path_allowed("/admin", allow, deny, frozenset({"staff"}))
+    # A deny rule of one of the user's groups wins over another group's allow.
+    assert not path_allowed("/admin", allow, deny, frozenset({"staff", "interns"}))
+    # An allow list that applies to none of the user's groups lets nothing through.
+    only_staff = (("staff", re.compile(".*")),)
+    assert not path_allowed("/anything", only_staff, (), frozenset({"guests"}))
 
 
 def test_throttle_per_key_with_its_window():

@@ -9,6 +9,7 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from handlers.config.options import Options
 from handlers.config.sites import BackendSite, build_site_table
 from handlers.context import ProxyContext
+from handlers.door.identity import Identity
 from handlers.door.target import Answer, SiteList, Target, decide, site_list
 
 SECRET = "s" * 32
@@ -36,9 +37,9 @@ def _request(uri: str, method: str = "GET", **headers: str) -> HTTPServerRequest
     return request
 
 
-def _login(context: ProxyContext, user: str) -> str:
+def _login(context: ProxyContext, user: str, groups: frozenset[str] = frozenset()) -> str:
     assert context.sessions is not None
-    return f".proxy-session={context.sessions.issue(user)}"
+    return f".proxy-session={context.sessions.issue(Identity(user, groups=groups))}"
 
 
 def test_a_prefixed_request_gets_its_site_and_backend_path():
@@ -72,7 +73,13 @@ def test_a_denied_path_is_refused_with_403_and_nothing_else():
     context = _context(wiki={"deny": [r"^/admin"]})
     assert isinstance(decide(_request("/.site.wiki/page"), context), Target)
     answer = decide(_request("/.site.wiki/admin/x"), context)
-    assert answer == Answer(403, "Forbidden", "You may not open this through the proxy.")
+    assert answer == Answer(
+        403,
+        "Forbidden",
+        "You may not open this through the proxy.",
+        refused="path rule",
+        site="wiki",
+    )
 
 
 def test_a_client_outside_the_sites_networks_is_refused():
@@ -83,9 +90,16 @@ def test_a_client_outside_the_sites_networks_is_refused():
 def test_without_a_login_a_navigation_goes_to_the_login_page_and_the_rest_gets_401():
     context = _context(Options(users={"alice": "hash"}, cookie_secret=SECRET), wiki={})
     page = decide(_request("/.site.wiki/a?b=1", Sec_Fetch_Mode="navigate"), context)
-    assert page == Answer(302, "Found", location="/.proxy/login?next=%2F.site.wiki%2Fa%3Fb%3D1")
+    assert page == Answer(
+        302,
+        "Found",
+        location="/.proxy/login?next=%2F.site.wiki%2Fa%3Fb%3D1",
+        refused="not signed in",
+        site="wiki",
+    )
     fetch = decide(_request("/.site.wiki/api", "POST"), context)
     assert isinstance(fetch, Answer) and fetch.status == 401 and fetch.location is None
+    assert fetch.refused == "not signed in"
     assert site_list(_request("/"), context, None) == Answer(302, "Found", location="/.proxy/login")
 
 
@@ -96,8 +110,39 @@ def test_a_logged_in_user_opens_only_the_sites_named_for_them():
     assert isinstance(decide(_request("/.site.wiki/", Cookie=cookie), context), Target)
     refused = decide(_request("/.site.hr/", Cookie=cookie), context)
     assert isinstance(refused, Answer) and refused.status == 403
+    assert refused.refused == "user or group" and refused.user == "alice"
     answer = site_list(_request("/", Cookie=cookie), context, None)
     assert answer.sites == SiteList(None, frozenset({"wiki"}), "alice")
+
+
+def test_groups_open_sites_and_choose_the_path_rules():
+    options = Options(users={"alice": "hash", "bob": "hash"}, cookie_secret=SECRET)
+    context = _context(
+        options,
+        wiki={"allow": {"editors": [".*"], "*": ["^/read/"]}},
+        hr={"groups": ["hr"]},
+        lab={"users": ["bob"], "groups": ["lab"]},
+    )
+    alice = _login(context, "alice", frozenset({"hr"}))
+    bob = _login(context, "bob", frozenset({"editors"}))
+    assert isinstance(decide(_request("/.site.hr/", Cookie=alice), context), Target)
+    assert decide(_request("/.site.hr/", Cookie=bob), context).status == 403
+    assert isinstance(decide(_request("/.site.lab/", Cookie=bob), context), Target)
+    assert decide(_request("/.site.lab/", Cookie=alice), context).status == 403
+    assert isinstance(decide(_request("/.site.wiki/read/x", Cookie=alice), context), Target)
+    assert decide(_request("/.site.wiki/edit/x", Cookie=alice), context).status == 403
+    assert isinstance(decide(_request("/.site.wiki/edit/x", Cookie=bob), context), Target)
+    listed = site_list(_request("/", Cookie=alice), context, None)
+    assert listed.sites == SiteList(None, frozenset({"wiki", "hr"}), "alice")
+
+
+def test_a_forged_or_foreign_session_is_nobody():
+    options = Options(users={"alice": "hash"}, cookie_secret=SECRET)
+    context = _context(options, wiki={})
+    other = _context(Options(users={"alice": "hash"}, cookie_secret="another-secret-0123"), wiki={})
+    for cookie in (_login(other, "alice"), ".proxy-session=alice", ".proxy-session=2|1:0|x"):
+        answer = decide(_request("/.site.wiki/", "POST", Cookie=cookie), context)
+        assert isinstance(answer, Answer) and answer.status == 401, cookie
 
 
 def test_targets_a_forward_proxy_or_a_fragment_would_use_are_400():

@@ -1,0 +1,154 @@
+"""Signing in against an LDAP directory or Active Directory, through the proxy's login
+form: a bind as the user proves the password; the user's entry gives the e-mail
+address, and the directory the groups.
+
+ldap3 does the protocol. It blocks, so each sign-in runs in a thread of the default
+executor and the IOLoop never waits; every step has ``ldap_timeout``. The password goes
+only over TLS: ldaps://, or StartTLS on ldap:// (``ldap_starttls``), with the
+directory's certificate checked against ``ldap_ca_file`` or the system's CAs, and its
+name against the URL's host. An empty password is refused before any bind: LDAP would
+take it for an anonymous bind and say yes (RFC 4513, section 5.1.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import urllib.parse
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import escape_rdn, parse_dn
+
+from handlers.config.signin import SignInOptions
+from handlers.door.identity import Identity
+
+log = logging.getLogger(__name__)
+
+_INVALID_CREDENTIALS = 49  # the LDAP result code for a wrong name or password
+
+
+class DirectoryDown(Exception):
+    """The directory could not be asked (unreachable, TLS refused, too slow)."""
+
+
+class Directory:
+    """One directory, as ``config.ldap_*`` describe it."""
+
+    def __init__(self, signin: SignInOptions) -> None:
+        assert signin.ldap_url is not None and signin.ldap_user_dn is not None
+        url = urllib.parse.urlsplit(signin.ldap_url)
+        self.ldaps = url.scheme == "ldaps"
+        self.starttls = not self.ldaps and signin.ldap_starttls
+        self.signin = signin
+        tls = ldap3.Tls(
+            validate=ssl.CERT_REQUIRED,
+            ca_certs_file=signin.ldap_ca_file,
+            valid_names=[url.hostname or ""],
+        )
+        self.server = ldap3.Server(
+            url.hostname or "",
+            port=url.port or (636 if self.ldaps else 389),
+            use_ssl=self.ldaps,
+            tls=tls if self.ldaps or self.starttls else None,
+            connect_timeout=signin.ldap_timeout,
+            get_info=ldap3.NONE,
+        )
+
+    async def sign_in(self, name: str, password: str) -> Identity | None:
+        """The identity of ``name`` if ``password`` is right; None if not (or the name
+        is empty or unknown); DirectoryDown when the directory cannot say."""
+        if not name or not password:
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._sign_in, name, password)
+
+    def _sign_in(self, name: str, password: str) -> Identity | None:
+        signin = self.signin
+        assert signin.ldap_user_dn is not None
+        bind_as = signin.ldap_user_dn.replace("{name}", self._in_dn(name))
+        connection = ldap3.Connection(
+            self.server,
+            user=bind_as,
+            password=password,
+            receive_timeout=signin.ldap_timeout,
+            read_only=True,
+            raise_exceptions=False,
+        )
+        try:
+            connection.open()
+            if self.starttls and not connection.start_tls():
+                raise DirectoryDown(f"StartTLS refused: {connection.result}")
+            if not connection.bind():
+                if connection.result.get("result") == _INVALID_CREDENTIALS:
+                    return None
+                raise DirectoryDown(f"bind: {connection.result.get('description')}")
+            dn, email, groups = self._entry(connection, name, bind_as)
+            groups |= self._groups(connection, dn, name)
+            return Identity(name, email, frozenset(groups), "ldap")
+        except LDAPException as exc:
+            raise DirectoryDown(f"{exc.__class__.__name__}: {exc}") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise DirectoryDown(f"{exc.__class__.__name__}: {exc}") from None
+        finally:
+            connection.unbind()
+
+    def _in_dn(self, name: str) -> str:
+        """``name`` as it may stand in the bind DN template: escaped as an RDN value in a
+        DN, as it is in the user principal form (name@domain)."""
+        template = self.signin.ldap_user_dn or ""
+        return escape_rdn(name) if "=" in template else name
+
+    def _entry(
+        self, connection: ldap3.Connection, name: str, bind_as: str
+    ) -> tuple[str, str | None, set[str]]:
+        """The user's DN, e-mail address and the groups its memberOf names."""
+        signin = self.signin
+        attributes = [signin.ldap_email_attribute, "memberOf"]
+        if signin.ldap_user_base is None:
+            connection.search(bind_as, "(objectClass=*)", ldap3.BASE, attributes=attributes)
+        else:
+            query = signin.ldap_user_filter.replace("{name}", escape_filter_chars(name))
+            connection.search(signin.ldap_user_base, query, ldap3.SUBTREE, attributes=attributes)
+        if not connection.response:
+            return bind_as, None, set()
+        entry = next((e for e in connection.response if e.get("type") == "searchResEntry"), None)
+        if entry is None:
+            return bind_as, None, set()
+        values = entry.get("attributes", {})
+        mail = values.get(signin.ldap_email_attribute)
+        email = (mail[0] if mail else None) if isinstance(mail, list) else mail
+        groups = {_first_value(dn) for dn in values.get("memberOf", []) or []}
+        return str(entry.get("dn") or bind_as), email or None, {g for g in groups if g}
+
+    def _groups(self, connection: ldap3.Connection, dn: str, name: str) -> set[str]:
+        """The groups under ``ldap_group_base`` that hold the user."""
+        signin = self.signin
+        if signin.ldap_group_base is None:
+            return set()
+        query = signin.ldap_group_filter.replace("{dn}", escape_filter_chars(dn))
+        query = query.replace("{name}", escape_filter_chars(name))
+        attribute = signin.ldap_group_attribute
+        connection.search(signin.ldap_group_base, query, ldap3.SUBTREE, attributes=[attribute])
+        out = set()
+        for entry in connection.response or ():
+            if entry.get("type") != "searchResEntry":
+                continue
+            value = entry.get("attributes", {}).get(attribute)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and item:
+                    out.add(item)
+        return out
+
+
+def _first_value(dn: str) -> str:
+    """The value of a DN's first RDN: "staff" of "cn=staff,ou=groups,dc=example"."""
+    try:
+        return str(parse_dn(dn)[0][1])
+    except (LDAPException, IndexError):
+        return ""
+
+
+__all__ = ["Directory", "DirectoryDown"]

@@ -1,0 +1,335 @@
+"""Signing in at an OpenID Connect provider: the authorization code flow with PKCE.
+
+The provider's own page takes the password; the proxy never sees it. What the proxy
+does (OpenID Connect Core 1.0, section 3.1):
+1. ``begin()``: a fresh ``state`` (binds the answer to this browser), ``nonce`` (binds
+   the ID token to this request) and PKCE verifier (RFC 7636: a stolen code is useless
+   without it), kept in a signed cookie for ten minutes; the browser is sent to the
+   provider's authorization endpoint.
+2. ``finish()``: the code the provider sends back is exchanged at the token endpoint
+   with the verifier and the client's secret; the ID token's signature is checked
+   against the provider's published keys (JWKS) and its claims — issuer, audience,
+   expiry and issue time with ``oidc_leeway`` of clock difference, nonce — before the
+   user's name, e-mail address and groups are read from it.
+
+JOSE (signatures, keys, claims) is joserfc's and PKCE and the random values are
+Authlib's: no cryptography is written here. The provider is called with Tornado's own
+HTTP client, so the IOLoop never waits; its metadata and keys are cached (the keys are
+fetched again once when a token names a key not yet seen, which is how providers roll
+them).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import time
+import urllib.parse
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
+
+from handlers.config.signin import SignInOptions
+from handlers.door.identity import Identity
+
+log = logging.getLogger(__name__)
+
+FLOW_SECONDS = 600  # a sign-in at the provider must come back within this
+KEYS_SECONDS = 3600  # the provider's keys are fetched again after this
+# Signature algorithms accepted for ID tokens: asymmetric only (an HMAC "signed" with
+# the client secret is not evidence the provider made the token).
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
+_SEEN_STATES = 10_000  # states already used, remembered per process to refuse a replay
+
+
+class SignInFailed(Exception):
+    """A sign-in at the provider that did not succeed. ``reason`` goes to the audit
+    trail; the message is safe to show the user."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """One sign-in in progress, as kept in the flow cookie."""
+
+    state: str
+    nonce: str
+    verifier: str
+    next_path: str
+    started: float
+
+    def dump(self) -> str:
+        return json.dumps(
+            [self.state, self.nonce, self.verifier, self.next_path, self.started],
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def load(cls, text: bytes | str) -> Flow | None:
+        try:
+            state, nonce, verifier, next_path, started = json.loads(text)
+            return cls(str(state), str(nonce), str(verifier), str(next_path), float(started))
+        except (ValueError, TypeError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """What discovery says of the provider."""
+
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    end_session_endpoint: str | None
+
+
+class OidcClient:
+    """This proxy as a relying party of one provider."""
+
+    def __init__(self, signin: SignInOptions) -> None:
+        assert signin.oidc_issuer is not None and signin.oidc_client_id is not None
+        self.issuer = signin.oidc_issuer
+        self.client_id = signin.oidc_client_id
+        self.secret = signin.oidc_client_secret or _read_secret(signin.oidc_client_secret_file)
+        self.scopes = " ".join(sorted({"openid", *signin.oidc_scopes}))
+        self.user_claim = signin.oidc_user_claim
+        self.groups_claim = signin.oidc_groups_claim
+        self.email_domains = frozenset(d.lower().lstrip("@") for d in signin.oidc_email_domains)
+        self.redirect_url = signin.oidc_redirect_url
+        self.leeway = signin.oidc_leeway
+        self.timeout = signin.oidc_timeout
+        self._metadata: Metadata | None = None
+        self._keys: KeySet | None = None
+        self._keys_at = 0.0
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._http: SimpleAsyncHTTPClient | None = None  # made on the IOLoop, at first use
+
+    # --- 1. off to the provider ---------------------------------------------------------
+
+    async def begin(self, next_path: str, redirect_uri: str) -> tuple[str, Flow]:
+        """The provider's authorization URL and the flow to keep until it answers."""
+        metadata = await self.metadata()
+        flow = Flow(generate_token(32), generate_token(32), generate_token(64), next_path,
+                    time.time())  # fmt: skip
+        query = urllib.parse.urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.client_id,
+                "redirect_uri": redirect_uri,
+                "scope": self.scopes,
+                "state": flow.state,
+                "nonce": flow.nonce,
+                "code_challenge": create_s256_code_challenge(flow.verifier),
+                "code_challenge_method": "S256",
+            }
+        )
+        separator = "&" if "?" in metadata.authorization_endpoint else "?"
+        return f"{metadata.authorization_endpoint}{separator}{query}", flow
+
+    # --- 2. back with a code --------------------------------------------------------------
+
+    async def finish(self, flow: Flow, state: str, code: str, redirect_uri: str) -> Identity:
+        """The identity the provider vouches for; SignInFailed otherwise."""
+        if not hmac.compare_digest(flow.state, state):
+            raise SignInFailed("This sign-in was not started here.", "state mismatch")
+        if time.time() - flow.started > FLOW_SECONDS:
+            raise SignInFailed("The sign-in took too long: try again.", "flow expired")
+        if state in self._seen:
+            raise SignInFailed("This sign-in was already used.", "state replayed")
+        self._seen[state] = None
+        while len(self._seen) > _SEEN_STATES:
+            self._seen.popitem(last=False)
+        metadata = await self.metadata()
+        tokens = await self._post_json(
+            metadata.token_endpoint,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": flow.verifier,
+            },
+        )
+        id_token = tokens.get("id_token")
+        if not isinstance(id_token, str):
+            raise SignInFailed("The provider sent no ID token.", "no id_token")
+        claims = await self.verify(id_token, flow.nonce)
+        return self.identity(claims)
+
+    async def verify(self, id_token: str, nonce: str) -> dict[str, Any]:
+        """The ID token's claims, once its signature and claims are checked."""
+        try:
+            keys = await self.keys(self._key_id(id_token))
+            token = jwt.decode(id_token, keys, algorithms=list(ALGORITHMS))
+            jwt.JWTClaimsRegistry(
+                leeway=self.leeway,
+                iss={"essential": True, "value": self.issuer},
+                aud={"essential": True, "value": self.client_id},
+                exp={"essential": True},
+                iat={"essential": True},
+                nonce={"essential": True, "value": nonce},
+                sub={"essential": True},
+            ).validate(token.claims)
+        except JoseError as exc:
+            raise SignInFailed(
+                "The provider's answer could not be verified.", f"id_token: {exc.error}"
+            ) from None
+        claims = token.claims
+        audience = claims.get("aud")
+        if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != self.client_id:
+            raise SignInFailed("The provider's answer was not for this proxy.", "id_token: azp")
+        return claims
+
+    def identity(self, claims: dict[str, Any]) -> Identity:
+        """Name, e-mail and groups from verified claims."""
+        name = claims.get(self.user_claim) or claims["sub"]
+        email = claims.get("email")
+        email = email if isinstance(email, str) and email else None
+        if self.email_domains:
+            domain = email.rpartition("@")[2].lower() if email else ""
+            if domain not in self.email_domains or claims.get("email_verified") is not True:
+                raise SignInFailed(
+                    "Your e-mail address is not one this proxy accepts.", "e-mail domain"
+                )
+        raw = claims.get(self.groups_claim) or ()
+        groups = (
+            frozenset(g for g in raw if isinstance(g, str))
+            if isinstance(raw, list)
+            else frozenset()
+        )
+        return Identity(str(name), email, groups, "oidc")
+
+    def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
+        """Where to send the browser to end the provider's session too (None: the
+        provider offers no RP-initiated logout, or was never reached)."""
+        metadata = self._metadata
+        if metadata is None or metadata.end_session_endpoint is None:
+            return None
+        query = urllib.parse.urlencode(
+            {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
+        )
+        separator = "&" if "?" in metadata.end_session_endpoint else "?"
+        return f"{metadata.end_session_endpoint}{separator}{query}"
+
+    # --- the provider's metadata and keys ---------------------------------------------------
+
+    async def metadata(self) -> Metadata:
+        if self._metadata is None:
+            document = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
+            if document.get("issuer") != self.issuer:
+                raise SignInFailed(
+                    "The sign-in provider is misconfigured.", "discovery: issuer differs"
+                )
+            try:
+                self._metadata = Metadata(
+                    str(document["authorization_endpoint"]),
+                    str(document["token_endpoint"]),
+                    str(document["jwks_uri"]),
+                    document.get("end_session_endpoint"),
+                )
+            except KeyError as exc:
+                raise SignInFailed(
+                    "The sign-in provider is misconfigured.", f"discovery: no {exc}"
+                ) from None
+        return self._metadata
+
+    async def keys(self, key_id: str | None) -> KeySet:
+        stale = time.monotonic() - self._keys_at > KEYS_SECONDS
+        unknown = (
+            self._keys is not None
+            and key_id is not None
+            and not any(key.kid == key_id for key in self._keys.keys)
+        )
+        if self._keys is None or stale or unknown:
+            metadata = await self.metadata()
+            document: Any = await self._get_json(metadata.jwks_uri)
+            self._keys = KeySet.import_key_set(document)
+            self._keys_at = time.monotonic()
+        return self._keys
+
+    @staticmethod
+    def _key_id(token: str) -> str | None:
+        try:
+            head = token.split(".", 1)[0]
+            header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+            kid = header.get("kid")
+            return kid if isinstance(kid, str) else None
+        except (ValueError, AttributeError):
+            return None
+
+    # --- HTTP to the provider ------------------------------------------------------------------
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        return await self._fetch(HTTPRequest(url, request_timeout=self.timeout,
+                                             connect_timeout=self.timeout))  # fmt: skip
+
+    async def _post_json(self, url: str, form: dict[str, str]) -> dict[str, Any]:
+        user = urllib.parse.quote(self.client_id, safe="")
+        password = urllib.parse.quote(self.secret, safe="")
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        request = HTTPRequest(
+            url,
+            method="POST",
+            body=urllib.parse.urlencode(form),
+            headers={
+                "Authorization": f"Basic {basic}",
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+            request_timeout=self.timeout,
+            connect_timeout=self.timeout,
+        )
+        return await self._fetch(request)
+
+    async def _fetch(self, request: HTTPRequest) -> dict[str, Any]:
+        where = urllib.parse.urlsplit(request.url)._replace(query="").geturl()
+        if self._http is None:
+            self._http = SimpleAsyncHTTPClient(force_instance=True)
+        try:
+            response = await self._http.fetch(request)
+            document = json.loads(response.body)
+        except HTTPClientError as exc:
+            if exc.code == 599:  # no answer: a timeout or a connection that failed
+                raise SignInFailed(
+                    "The sign-in provider cannot be reached: try again later.",
+                    f"provider {where}: {exc.message}",
+                ) from None
+            detail = ""
+            if exc.response is not None and exc.response.body:
+                try:
+                    detail = str(json.loads(exc.response.body).get("error", ""))
+                except (ValueError, AttributeError):
+                    detail = ""
+            raise SignInFailed(
+                "The sign-in provider refused the sign-in: try again.",
+                f"provider {where}: HTTP {exc.code} {detail}".strip(),
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise SignInFailed(
+                "The sign-in provider cannot be reached: try again later.",
+                f"provider {where}: {exc.__class__.__name__}",
+            ) from None
+        if not isinstance(document, dict):
+            raise SignInFailed("The sign-in provider answered nonsense.", f"provider {where}")
+        return document
+
+
+def _read_secret(path: str | None) -> str:
+    assert path is not None  # checked with the options (handlers/config/options.py)
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+__all__ = ["ALGORITHMS", "FLOW_SECONDS", "Flow", "Metadata", "OidcClient", "SignInFailed"]

@@ -1,0 +1,1 @@
+"""Sign-in against real identity servers: an OpenID Connect provider and slapd."""
