@@ -169,7 +169,7 @@ def test_default_settings_file_loads(tmp_path):
         (
             'from settings import *\nforward_list = {\n    "a": BackendSite("a", "http://x",'
             ' users=["bob"]),\n}\n',
-            ["line 3", "site 'a'", "users", "login is off"],
+            ["line 3", "site 'a'", "users", "needs signing in on"],
         ),
         (
             'from settings import *\nforward_list = {"a": BackendSite("a", "http://x",'
