@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import ssl
 import urllib.parse
 
@@ -73,7 +74,9 @@ class Directory:
             self.server,
             user=bind_as,
             password=password,
-            receive_timeout=signin.ldap_timeout,
+            # Whole seconds: on Linux ldap3 sets SO_RCVTIMEO with struct.pack("LL", ...),
+            # which refuses a float (5.0 made every sign-in fail).
+            receive_timeout=max(1, math.ceil(signin.ldap_timeout)),
             read_only=True,
             raise_exceptions=False,
         )
@@ -88,9 +91,10 @@ class Directory:
             dn, email, groups = self._entry(connection, name, bind_as)
             groups |= self._groups(connection, dn, name)
             return Identity(name, email, frozenset(groups), "ldap")
-        except LDAPException as exc:
+        except (LDAPException, OSError, ssl.SSLError) as exc:
             raise DirectoryDown(f"{exc.__class__.__name__}: {exc}") from None
-        except (OSError, ssl.SSLError) as exc:
+        except Exception as exc:  # ldap3 lets others through (struct.error, ValueError)
+            log.exception("signing in %r against the directory failed", name)
             raise DirectoryDown(f"{exc.__class__.__name__}: {exc}") from None
         finally:
             connection.unbind()
