@@ -12,6 +12,7 @@ the state is remembered as used, so the same answer cannot be played twice.
 from __future__ import annotations
 
 import logging
+import re
 import urllib.parse
 
 from tornado.httputil import HTTPServerRequest
@@ -34,11 +35,19 @@ from handlers.ops.audit import SIGN_IN, SIGN_IN_FAILED, AuditEvent
 
 log = logging.getLogger(__name__)
 _FLOW_PATH = OIDC_CALLBACK_PATH.rsplit("/", 1)[0] + "/"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path on this proxy, never another host."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+    """Where to go after signing in: a path on this proxy, never another host. Not one
+    with a control character either: a browser drops tabs and line breaks from a URL
+    before reading it (WHATWG URL parsing), so "/<tab>/evil.example" is //evil.example."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith(("//", "/\\"))
+        and not _CONTROL.search(target)
+    ):
         return target
     return PROXY_PAGES
 

@@ -131,8 +131,12 @@ def upstream_headers(
         drop = drop | _connection_tokens(incoming.get_list("Connection"))
     out: dict[str, str] = {}
     for name, value in incoming.get_all():
-        if name.lower() not in drop:
-            out[name] = f"{out[name]}, {value}" if name in out else value
+        lower = name.lower()
+        if lower in drop or ("_" in lower and lower.replace("_", "-") in drop):
+            # X_Forwarded_User is X-Forwarded-User to a CGI or WSGI server
+            # (HTTP_X_FORWARDED_USER): a spelling of a dropped field is dropped too.
+            continue
+        out[name] = f"{out[name]}, {value}" if name in out else value
     out["Host"] = site.host_header
     if "Accept-Encoding" in out:
         # Only codings the proxy can decode, so that any text response can be rewritten.

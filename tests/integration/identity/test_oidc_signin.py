@@ -403,11 +403,6 @@ def test_forged_identity_headers_are_removed(
     assert not any("mallory" in v or "admins" in v for _, v in seen.headers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="upstream_headers() drops identity names only as spelt with hyphens",
-)
 @pytest.mark.parametrize("site", ["wiki", "open"])
 def test_underscore_spellings_of_identity_headers_are_removed_too(
     world: World, alice: Browser, site: str
