@@ -99,6 +99,10 @@ class SignInOptions:
     ldap_group_attribute: str = setting("cn")
     """The attribute of a group entry that names it."""
 
+    ldap_name_attribute: str = setting("uid")
+    """The attribute of the user's entry that names the user, as the directory spells
+    it: "ALICE" signs in as alice (Active Directory: `sAMAccountName`)."""
+
     ldap_email_attribute: str = setting("mail")
     """The attribute of the user's entry that holds the e-mail address."""
 

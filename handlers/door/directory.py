@@ -13,6 +13,7 @@ take it for an anonymous bind and say yes (RFC 4513, section 5.1.2).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import ssl
@@ -88,16 +89,24 @@ class Directory:
                 if connection.result.get("result") == _INVALID_CREDENTIALS:
                     return None
                 raise DirectoryDown(f"bind: {connection.result.get('description')}")
-            dn, email, groups = self._entry(connection, name, bind_as)
+            found = self._entry(connection, name, bind_as)
+            if found is None:
+                # Bound, but ldap_user_filter does not select the entry: a filter that
+                # narrows who may sign in ("(memberOf=cn=web,...)") is obeyed.
+                return None
+            dn, spelt, email, groups = found
             groups |= self._groups(connection, dn, name)
-            return Identity(name, email, frozenset(groups), "ldap")
+            return Identity(spelt, email, frozenset(groups), "ldap")
         except (LDAPException, OSError, ssl.SSLError) as exc:
             raise DirectoryDown(f"{exc.__class__.__name__}: {exc}") from None
         except Exception as exc:  # ldap3 lets others through (struct.error, ValueError)
             log.exception("signing in %r against the directory failed", name)
             raise DirectoryDown(f"{exc.__class__.__name__}: {exc}") from None
         finally:
-            connection.unbind()
+            # After a refused TLS handshake ldap3 has closed the socket: unbind cannot
+            # send, and its error must not replace the DirectoryDown raised above.
+            with contextlib.suppress(LDAPException, OSError):
+                connection.unbind()
 
     def _in_dn(self, name: str) -> str:
         """``name`` as it may stand in the bind DN template: escaped as an RDN value in a
@@ -107,25 +116,29 @@ class Directory:
 
     def _entry(
         self, connection: ldap3.Connection, name: str, bind_as: str
-    ) -> tuple[str, str | None, set[str]]:
-        """The user's DN, e-mail address and the groups its memberOf names."""
+    ) -> tuple[str, str, str | None, set[str]] | None:
+        """The user's DN, name as the directory spells it, e-mail address and the groups
+        its memberOf names; None when ``ldap_user_base`` is searched and the filter
+        selects no entry."""
         signin = self.signin
-        attributes = [signin.ldap_email_attribute, "memberOf"]
+        attributes = [signin.ldap_email_attribute, signin.ldap_name_attribute, "memberOf"]
         if signin.ldap_user_base is None:
             connection.search(bind_as, "(objectClass=*)", ldap3.BASE, attributes=attributes)
         else:
             query = signin.ldap_user_filter.replace("{name}", escape_filter_chars(name))
             connection.search(signin.ldap_user_base, query, ldap3.SUBTREE, attributes=attributes)
-        if not connection.response:
-            return bind_as, None, set()
-        entry = next((e for e in connection.response if e.get("type") == "searchResEntry"), None)
+        response = connection.response or []
+        entry = next((e for e in response if e.get("type") == "searchResEntry"), None)
         if entry is None:
-            return bind_as, None, set()
+            return None if signin.ldap_user_base is not None else (bind_as, name, None, set())
         values = entry.get("attributes", {})
         mail = values.get(signin.ldap_email_attribute)
         email = (mail[0] if mail else None) if isinstance(mail, list) else mail
+        spelt = values.get(signin.ldap_name_attribute)
+        spelt = (spelt[0] if spelt else None) if isinstance(spelt, list) else spelt
         groups = {_first_value(dn) for dn in values.get("memberOf", []) or []}
-        return str(entry.get("dn") or bind_as), email or None, {g for g in groups if g}
+        dn = str(entry.get("dn") or bind_as)
+        return dn, spelt or name, email or None, {g for g in groups if g}
 
     def _groups(self, connection: ldap3.Connection, dn: str, name: str) -> set[str]:
         """The groups under ``ldap_group_base`` that hold the user."""

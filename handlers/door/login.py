@@ -120,10 +120,12 @@ class LoginHandler(SignInHandler):
             )
             return
         name = self.get_body_argument("name", "")
-        password = self.get_body_argument("password", "")
+        # As typed: a password may begin or end with spaces (Tornado strips by default).
+        password = self.get_body_argument("password", "", strip=False)
         next_path = safe_next(self.get_body_argument("next", None))
         client = context.client_ip(self.request)
-        keys = (f"client {client}", f"user {name}")
+        # A directory matches names ignoring case: "BOB" is bob to the throttle too.
+        keys = (f"client {client}", f"user {name.casefold()}")
         wait = context.throttle.wait(*keys)
         if wait > 0:
             self.audit(SIGN_IN_FAILED, name, None, "throttled", 429)
