@@ -23,7 +23,6 @@ from handlers.door.access import (
     BY_USER,
     LOGIN,
     Decision,
-    Throttle,
     client_ip,
     in_any,
     in_networks,
@@ -33,6 +32,7 @@ from handlers.door.access import (
 from handlers.door.directory import Directory
 from handlers.door.identity import Identity, Sessions, identity_fields
 from handlers.door.oidc import OidcClient
+from handlers.door.throttle import Throttle
 from handlers.mapping.cookies import cookie_value
 from handlers.mapping.shim import Shim
 from handlers.relay.upload import HELD_BUDGET, HeldBytes

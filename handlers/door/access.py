@@ -1,5 +1,5 @@
 """Who may reach what: the client's address, client networks, per-site path rules, and the
-throttling of failed sign-ins. Pure, apart from the clock.
+(the throttling of failed sign-ins is handlers/door/throttle.py). Pure.
 
 The checks, in order, for a request that names a site (handlers/door/target.py):
 1. the client's address is in ``config.client_allow`` (when set) and in the site's
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -72,47 +70,6 @@ def path_allowed(
     return any(p.search(path_and_query) for g, p in allow if g is None or g in groups)
 
 
-class Throttle:
-    """Failed logins per key (a client address, a user name): past ``limit`` failures
-    within ``window`` seconds, further tries wait until the oldest failure ages out.
-
-    Not bounded in memory: every key with a failure holds an entry. Past 10,000 keys,
-    the entries that ``wait`` has emptied (all their failures aged out) are dropped, but
-    an entry with a failure in it stays, so 30,000 distinct names tried make 30,000
-    entries."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
-
-    def wait(self, *keys: str, now: float | None = None) -> float:
-        """Seconds before another try is heard from any of ``keys`` (0: now)."""
-        now = time.monotonic() if now is None else now
-        longest = 0.0
-        for key in keys:
-            failures = self._failures.get(key)
-            if not failures:
-                continue
-            while failures and failures[0] <= now - self.window:
-                failures.popleft()
-            if len(failures) >= self.limit:
-                longest = max(longest, failures[0] + self.window - now)
-        return longest
-
-    def failed(self, *keys: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        for key in keys:
-            self._failures.setdefault(key, deque()).append(now)
-        if len(self._failures) > 10_000:  # drop up to 5,000 keys with no failures left
-            for key in [k for k, v in self._failures.items() if not v][:5000]:
-                del self._failures[key]
-
-    def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
-
-
 class Decision(NamedTuple):
     allowed: bool
     login: bool = False  # refused because nobody is signed in: offer the login page
@@ -134,7 +91,6 @@ __all__ = [
     "LOGIN",
     "Decision",
     "Rules",
-    "Throttle",
     "client_ip",
     "in_any",
     "in_networks",

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.door.access import Throttle, client_ip, in_networks, networks, path_allowed
+from handlers.door.access import client_ip, in_networks, networks, path_allowed
 from handlers.door.signin import safe_next
+from handlers.door.throttle import Throttle
 
 
 def test_client_ip_believes_only_trusted_peers():
