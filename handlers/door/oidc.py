@@ -13,15 +13,12 @@ does (OpenID Connect Core 1.0, section 3.1):
    user's name, e-mail address and groups are read from it.
 
 JOSE (signatures, keys, claims) is joserfc's and PKCE and the random values are
-Authlib's: no cryptography is written here. The provider is called with Tornado's own
-HTTP client, so the IOLoop never waits; its metadata and keys are cached (the keys are
-fetched again once when a token names a key not yet seen, which is how providers roll
-them).
+Authlib's: no cryptography is written here. The provider is called without blocking
+the IOLoop (handlers/door/provider.py, which also caches its metadata and keys).
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import logging
@@ -35,30 +32,18 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from handlers.config.signin import SignInOptions
 from handlers.door.identity import Identity
+from handlers.door.provider import Provider, SignInFailed
 
 log = logging.getLogger(__name__)
 
 FLOW_SECONDS = 600  # a sign-in at the provider must come back within this
-KEYS_SECONDS = 3600  # the provider's keys are fetched again after this
 # Signature algorithms accepted for ID tokens: asymmetric only (an HMAC "signed" with
 # the client secret is not evidence the provider made the token).
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
 _SEEN_STATES = 10_000  # states already used, remembered per process to refuse a replay
-
-
-class SignInFailed(Exception):
-    """A sign-in at the provider that did not succeed. ``reason`` goes to the audit
-    trail; the message is safe to show the user."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +71,6 @@ class Flow:
             return None
 
 
-@dataclass(frozen=True, slots=True)
-class Metadata:
-    """What discovery says of the provider."""
-
-    authorization_endpoint: str
-    token_endpoint: str
-    jwks_uri: str
-    end_session_endpoint: str | None
-
-
 class OidcClient:
     """This proxy as a relying party of one provider."""
 
@@ -103,25 +78,21 @@ class OidcClient:
         assert signin.oidc_issuer is not None and signin.oidc_client_id is not None
         self.issuer = signin.oidc_issuer
         self.client_id = signin.oidc_client_id
-        self.secret = signin.oidc_client_secret or _read_secret(signin.oidc_client_secret_file)
+        secret = signin.oidc_client_secret or _read_secret(signin.oidc_client_secret_file)
         self.scopes = " ".join(sorted({"openid", *signin.oidc_scopes}))
         self.user_claim = signin.oidc_user_claim
         self.groups_claim = signin.oidc_groups_claim
         self.email_domains = frozenset(d.lower().lstrip("@") for d in signin.oidc_email_domains)
         self.redirect_url = signin.oidc_redirect_url
         self.leeway = signin.oidc_leeway
-        self.timeout = signin.oidc_timeout
-        self._metadata: Metadata | None = None
-        self._keys: KeySet | None = None
-        self._keys_at = 0.0
+        self.provider = Provider(self.issuer, self.client_id, secret, signin.oidc_timeout)
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._http: SimpleAsyncHTTPClient | None = None  # made on the IOLoop, at first use
 
     # --- 1. off to the provider ---------------------------------------------------------
 
     async def begin(self, next_path: str, redirect_uri: str) -> tuple[str, Flow]:
         """The provider's authorization URL and the flow to keep until it answers."""
-        metadata = await self.metadata()
+        metadata = await self.provider.metadata()
         flow = Flow(generate_token(32), generate_token(32), generate_token(64), next_path,
                     time.time())  # fmt: skip
         query = urllib.parse.urlencode(
@@ -152,9 +123,7 @@ class OidcClient:
         self._seen[state] = None
         while len(self._seen) > _SEEN_STATES:
             self._seen.popitem(last=False)
-        metadata = await self.metadata()
-        tokens = await self._post_json(
-            metadata.token_endpoint,
+        tokens = await self.provider.token(
             {
                 "grant_type": "authorization_code",
                 "code": code,
@@ -171,7 +140,7 @@ class OidcClient:
     async def verify(self, id_token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims, once its signature and claims are checked."""
         try:
-            keys = await self.keys(self._key_id(id_token))
+            keys = await self.provider.keys(id_token)
             token = jwt.decode(id_token, keys, algorithms=list(ALGORITHMS))
             jwt.JWTClaimsRegistry(
                 leeway=self.leeway,
@@ -214,7 +183,7 @@ class OidcClient:
     def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
         """Where to send the browser to end the provider's session too (None: the
         provider offers no RP-initiated logout, or was never reached)."""
-        metadata = self._metadata
+        metadata = self.provider.known_metadata
         if metadata is None or metadata.end_session_endpoint is None:
             return None
         query = urllib.parse.urlencode(
@@ -223,108 +192,6 @@ class OidcClient:
         separator = "&" if "?" in metadata.end_session_endpoint else "?"
         return f"{metadata.end_session_endpoint}{separator}{query}"
 
-    # --- the provider's metadata and keys ---------------------------------------------------
-
-    async def metadata(self) -> Metadata:
-        if self._metadata is None:
-            document = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
-            if document.get("issuer") != self.issuer:
-                raise SignInFailed(
-                    "The sign-in provider is misconfigured.", "discovery: issuer differs"
-                )
-            try:
-                self._metadata = Metadata(
-                    str(document["authorization_endpoint"]),
-                    str(document["token_endpoint"]),
-                    str(document["jwks_uri"]),
-                    document.get("end_session_endpoint"),
-                )
-            except KeyError as exc:
-                raise SignInFailed(
-                    "The sign-in provider is misconfigured.", f"discovery: no {exc}"
-                ) from None
-        return self._metadata
-
-    async def keys(self, key_id: str | None) -> KeySet:
-        stale = time.monotonic() - self._keys_at > KEYS_SECONDS
-        unknown = (
-            self._keys is not None
-            and key_id is not None
-            and not any(key.kid == key_id for key in self._keys.keys)
-        )
-        if self._keys is None or stale or unknown:
-            metadata = await self.metadata()
-            document: Any = await self._get_json(metadata.jwks_uri)
-            self._keys = KeySet.import_key_set(document)
-            self._keys_at = time.monotonic()
-        return self._keys
-
-    @staticmethod
-    def _key_id(token: str) -> str | None:
-        try:
-            head = token.split(".", 1)[0]
-            header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-            kid = header.get("kid")
-            return kid if isinstance(kid, str) else None
-        except (ValueError, AttributeError):
-            return None
-
-    # --- HTTP to the provider ------------------------------------------------------------------
-
-    async def _get_json(self, url: str) -> dict[str, Any]:
-        return await self._fetch(HTTPRequest(url, request_timeout=self.timeout,
-                                             connect_timeout=self.timeout))  # fmt: skip
-
-    async def _post_json(self, url: str, form: dict[str, str]) -> dict[str, Any]:
-        user = urllib.parse.quote(self.client_id, safe="")
-        password = urllib.parse.quote(self.secret, safe="")
-        basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        request = HTTPRequest(
-            url,
-            method="POST",
-            body=urllib.parse.urlencode(form),
-            headers={
-                "Authorization": f"Basic {basic}",
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Accept": "application/json",
-            },
-            request_timeout=self.timeout,
-            connect_timeout=self.timeout,
-        )
-        return await self._fetch(request)
-
-    async def _fetch(self, request: HTTPRequest) -> dict[str, Any]:
-        where = urllib.parse.urlsplit(request.url)._replace(query="").geturl()
-        if self._http is None:
-            self._http = SimpleAsyncHTTPClient(force_instance=True)
-        try:
-            response = await self._http.fetch(request)
-            document = json.loads(response.body)
-        except HTTPClientError as exc:
-            if exc.code == 599:  # no answer: a timeout or a connection that failed
-                raise SignInFailed(
-                    "The sign-in provider cannot be reached: try again later.",
-                    f"provider {where}: {exc.message}",
-                ) from None
-            detail = ""
-            if exc.response is not None and exc.response.body:
-                try:
-                    detail = str(json.loads(exc.response.body).get("error", ""))
-                except (ValueError, AttributeError):
-                    detail = ""
-            raise SignInFailed(
-                "The sign-in provider refused the sign-in: try again.",
-                f"provider {where}: HTTP {exc.code} {detail}".strip(),
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise SignInFailed(
-                "The sign-in provider cannot be reached: try again later.",
-                f"provider {where}: {exc.__class__.__name__}",
-            ) from None
-        if not isinstance(document, dict):
-            raise SignInFailed("The sign-in provider answered nonsense.", f"provider {where}")
-        return document
-
 
 def _read_secret(path: str | None) -> str:
     assert path is not None  # checked with the options (handlers/config/options.py)
@@ -332,4 +199,4 @@ def _read_secret(path: str | None) -> str:
         return f.read().strip()
 
 
-__all__ = ["ALGORITHMS", "FLOW_SECONDS", "Flow", "Metadata", "OidcClient", "SignInFailed"]
+__all__ = ["ALGORITHMS", "FLOW_SECONDS", "Flow", "OidcClient", "SignInFailed"]
