@@ -122,15 +122,25 @@ class Directory:
         selects no entry."""
         signin = self.signin
         attributes = [signin.ldap_email_attribute, signin.ldap_name_attribute, "memberOf"]
+        by_dn = "=" in (signin.ldap_user_dn or "")
         if signin.ldap_user_base is None:
             connection.search(bind_as, "(objectClass=*)", ldap3.BASE, attributes=attributes)
         else:
             query = signin.ldap_user_filter.replace("{name}", escape_filter_chars(name))
+            if not by_dn:
+                # Bound as a user principal name (name@domain): the entry must be that
+                # account's, not another one the filter also matches.
+                query = f"(&{query}(userPrincipalName={escape_filter_chars(bind_as)}))"
             connection.search(signin.ldap_user_base, query, ldap3.SUBTREE, attributes=attributes)
-        response = connection.response or []
-        entry = next((e for e in response if e.get("type") == "searchResEntry"), None)
-        if entry is None:
-            return None if signin.ldap_user_base is not None else (bind_as, name, None, set())
+        entries = [e for e in connection.response or [] if e.get("type") == "searchResEntry"]
+        if by_dn:
+            # Only the entry that proved the password may lend its name and groups.
+            entries = [e for e in entries if _same_dn(str(e.get("dn") or ""), bind_as)]
+        if len(entries) != 1:
+            if signin.ldap_user_base is None:
+                return bind_as, name, None, set()
+            return None  # the filter selects none of this account (or it is ambiguous)
+        entry = entries[0]
         values = entry.get("attributes", {})
         mail = values.get(signin.ldap_email_attribute)
         email = (mail[0] if mail else None) if isinstance(mail, list) else mail
@@ -160,8 +170,20 @@ class Directory:
         return out
 
 
+def _same_dn(a: str, b: str) -> bool:
+    """Whether two DNs name one entry (attribute types and values compared ignoring
+    case, as directories compare uid and cn)."""
+    try:
+        return [(t.lower(), v.lower()) for t, v, _ in parse_dn(a)] == [
+            (t.lower(), v.lower()) for t, v, _ in parse_dn(b)
+        ]
+    except LDAPException:
+        return False
+
+
 def _first_value(dn: str) -> str:
-    """The value of a DN's first RDN: "staff" of "cn=staff,ou=groups,dc=example"."""
+    """The value of a DN's first RDN: "staff" of "cn=staff,ou=groups,dc=example". (So
+    two groups of one name in two branches are one group to the proxy.)"""
     try:
         return str(parse_dn(dn)[0][1])
     except (LDAPException, IndexError):

@@ -17,6 +17,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
@@ -82,17 +83,25 @@ class Provider:
                 ) from None
         return self._metadata
 
-    async def keys(self, key_id: str | None) -> KeySet:
-        stale = time.monotonic() - self._keys_at > KEYS_SECONDS
+    async def keys(self, token: str) -> KeySet:
+        """The keys to check ``token`` with: the cached ones, fetched again when stale,
+        or when the token names a key they lack (once a minute at most)."""
+        key_id = self._key_id(token)
+        age = time.monotonic() - self._keys_at
         unknown = (
             self._keys is not None
             and key_id is not None
             and not any(key.kid == key_id for key in self._keys.keys)
         )
-        if self._keys is None or stale or unknown:
+        if self._keys is None or age > KEYS_SECONDS or (unknown and age > KEYS_REFETCH_SECONDS):
             metadata = await self.metadata()
             document: Any = await self._get_json(metadata.jwks_uri)
-            self._keys = KeySet.import_key_set(document)
+            try:
+                self._keys = KeySet.import_key_set(document)
+            except (JoseError, KeyError, TypeError, ValueError) as exc:
+                raise SignInFailed(
+                    "The sign-in provider is misconfigured.", f"jwks: {exc.__class__.__name__}"
+                ) from None
             self._keys_at = time.monotonic()
         return self._keys
 
