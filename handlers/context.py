@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 from tornado.httputil import HTTPServerRequest
 
@@ -63,6 +63,9 @@ class ProxyContext:
     # logins (a reload does not forgive them).
     client: RelayClient
     throttle: Throttle = field(default_factory=Throttle, repr=False)
+    # The context this one replaces (a reload): its sign-in services are kept when the
+    # sign-in settings did not change (the provider's cached keys, the states used).
+    previous: InitVar[ProxyContext | None] = None
     # Made from the configuration once, never changed after.
     plans: dict[str, SitePlan] = field(init=False, repr=False)  # each site's rewriting
     shim: Shim = field(init=False, repr=False)  # the in-page URL shim
@@ -80,7 +83,7 @@ class ProxyContext:
     identity_names: frozenset[str] = field(init=False, repr=False)
     is_trusted: Callable[[str], bool] = field(init=False, repr=False)  # a proxy in front?
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, previous: ProxyContext | None) -> None:
         options = self.options
         self.plans = plans_for(self.table)
         self.shim = Shim(self.table)
@@ -102,8 +105,11 @@ class ProxyContext:
             passes = any(site.pass_identity for site in self.table)
             self.sessions = Sessions(secret, options.session_seconds, named, passes)
         signin = options.signin
-        self.oidc = OidcClient(signin) if signin.oidc_issuer else None
-        self.directory = Directory(signin) if signin.ldap_url else None
+        if previous is not None and previous.options.signin == signin:
+            self.oidc, self.directory = previous.oidc, previous.directory
+        else:
+            self.oidc = OidcClient(signin) if signin.oidc_issuer else None
+            self.directory = Directory(signin) if signin.ldap_url else None
         self.identity_names = frozenset(
             name.lower()
             for name in (
@@ -135,7 +141,18 @@ class ProxyContext:
         if self.sessions is None:
             return None
         value = cookie_value(request.headers.get("Cookie"), SESSION_COOKIE)
-        return self.sessions.identity(value)
+        identity = self.sessions.identity(value)
+        if identity is None:
+            return None
+        # A session outlives neither the way it was made nor a local user's removal.
+        method = identity.method
+        if method == "local" and identity.name not in self.options.users:
+            return None
+        if (method == "oidc" and self.oidc is None) or (
+            method == "ldap" and self.directory is None
+        ):
+            return None
+        return identity
 
     def user_name(self, request: HTTPServerRequest) -> str | None:
         identity = self.identity(request)

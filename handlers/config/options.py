@@ -14,6 +14,8 @@ entries) or ending in a traceback (``max_body_size = "10G"``); so does a misspel
 
 from __future__ import annotations
 
+import ipaddress
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,6 +142,15 @@ class Options:
         return options
 
 
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
 def _read(config: object, cls: type) -> dict[str, Any]:
     """The settings ``cls`` declares, read from ``config`` and checked."""
     values: dict[str, Any] = {}
@@ -153,8 +164,40 @@ def _read(config: object, cls: type) -> dict[str, Any]:
 
 
 def check_signin(signin: SignInOptions) -> None:
-    """What the sign-in settings ask of each other."""
+    """What the sign-in settings ask of each other, and of the network: secrets and
+    passwords go in clear only to this host."""
+    names = [
+        signin.identity_user_header.lower(),
+        signin.identity_email_header.lower(),
+        signin.identity_groups_header.lower(),
+    ]
+    if len(set(names)) < 3:
+        raise ConfigError(
+            "config.identity_user_header, identity_email_header and identity_groups_header"
+            " must be three different names",
+            "identity_user_header",
+        )
     if signin.oidc_issuer is not None:
+        issuer = urllib.parse.urlsplit(signin.oidc_issuer)
+        if issuer.scheme != "https" and not _loopback(issuer.hostname):
+            raise ConfigError(
+                f"config.oidc_issuer = {signin.oidc_issuer!r}: expected https (the client"
+                " secret and the tokens would cross the network in clear)",
+                "oidc_issuer",
+            )
+        if signin.oidc_client_secret_file is not None:
+            try:
+                with open(signin.oidc_client_secret_file, encoding="utf-8") as f:
+                    secret = f.read().strip()
+            except (OSError, UnicodeError) as exc:
+                raise ConfigError(
+                    f"config.oidc_client_secret_file: cannot read it ({exc})",
+                    "oidc_client_secret_file",
+                ) from None
+            if not secret:
+                raise ConfigError(
+                    "config.oidc_client_secret_file: the file is empty", "oidc_client_secret_file"
+                )
         if signin.oidc_client_id is None:
             raise ConfigError(
                 "config.oidc_client_id is not set: oidc_issuer needs it", "oidc_issuer"
@@ -165,6 +208,13 @@ def check_signin(signin: SignInOptions) -> None:
                 "oidc_client_secret",
             )
     if signin.ldap_url is not None:
+        url = urllib.parse.urlsplit(signin.ldap_url)
+        if url.scheme == "ldap" and not signin.ldap_starttls and not _loopback(url.hostname):
+            raise ConfigError(
+                "config.ldap_starttls = False: passwords would cross the network in clear;"
+                " only a directory on this host (127.0.0.1, ::1, localhost) may go without TLS",
+                "ldap_starttls",
+            )
         if signin.ldap_user_dn is None or "{name}" not in signin.ldap_user_dn:
             raise ConfigError(
                 "config.ldap_user_dn must hold {name}: what to bind as, e.g."

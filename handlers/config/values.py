@@ -192,7 +192,7 @@ def _http_url(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not re.match(r"https?://[^/?#\s]+(/[^?#\s]*)?$", value):
         raise ValueError
-    return value.rstrip("/")
+    return value  # as written: an OIDC issuer is compared exactly, trailing "/" and all
 
 
 HTTP_URL = Kind("an http:// or https:// URL (or None)", _http_url)
@@ -222,9 +222,23 @@ def _secret_file(value: object) -> str | None:
 SECRET_FILE = Kind("the path of a file holding the secret (or None)", _secret_file)
 
 
+# Fields the proxy writes itself or that frame the message: no identity header may take
+# their names.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
+        "trailer", "upgrade", "cookie", "authorization", "proxy-authorization",
+        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
+        "x-real-ip", "forwarded", "expect",
+    }
+)  # fmt: skip
+
+
 def _header_name(value: object) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]+", value):
         raise ValueError
+    if value.lower() in _RESERVED_HEADERS:
+        raise ValueError(f"{value!r} is a field the proxy sets or needs itself")
     return value
 
 

@@ -2,8 +2,9 @@
 form: a bind as the user proves the password; the user's entry gives the e-mail
 address, and the directory the groups.
 
-ldap3 does the protocol. It blocks, so each sign-in runs in a thread of the default
-executor and the IOLoop never waits; every step has ``ldap_timeout``. The password goes
+ldap3 does the protocol. It blocks, so each sign-in runs in one of the directory's own
+threads and the IOLoop never waits; every step (connect, StartTLS, bind, each search)
+has ``ldap_timeout``, and a sign-in past MAX_WAITING is answered at once. The password goes
 only over TLS: ldaps://, or StartTLS on ldap:// (``ldap_starttls``), with the
 directory's certificate checked against ``ldap_ca_file`` or the system's CAs, and its
 name against the URL's host. An empty password is refused before any bind: LDAP would
@@ -16,8 +17,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import ssl
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
@@ -30,6 +33,8 @@ from handlers.door.identity import Identity
 log = logging.getLogger(__name__)
 
 _INVALID_CREDENTIALS = 49  # the LDAP result code for a wrong name or password
+THREADS = 4  # sign-ins asking the directory at once
+MAX_WAITING = 32  # sign-ins running or queued; past that, "cannot be reached" at once
 
 
 class DirectoryDown(Exception):
@@ -45,6 +50,9 @@ class Directory:
         self.ldaps = url.scheme == "ldaps"
         self.starttls = not self.ldaps and signin.ldap_starttls
         self.signin = signin
+        # Its own threads: a slow directory holds these, never the default executor's.
+        self.threads = ThreadPoolExecutor(THREADS, thread_name_prefix="ldap")
+        self.waiting = 0  # sign-ins running or queued for those threads
         tls = ldap3.Tls(
             validate=ssl.CERT_REQUIRED,
             ca_certs_file=signin.ldap_ca_file,
@@ -61,11 +69,19 @@ class Directory:
 
     async def sign_in(self, name: str, password: str) -> Identity | None:
         """The identity of ``name`` if ``password`` is right; None if not (or the name
-        is empty or unknown); DirectoryDown when the directory cannot say."""
+        is empty or unknown); DirectoryDown when the directory cannot say, or when
+        MAX_WAITING sign-ins already wait for it (a slow directory must not gather an
+        unbounded queue, nor take the threads argon2 and name lookups need)."""
         if not name or not password:
             return None
+        if self.waiting >= MAX_WAITING:
+            raise DirectoryDown(f"{self.waiting} sign-ins already wait for the directory")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._sign_in, name, password)
+        self.waiting += 1
+        try:
+            return await loop.run_in_executor(self.threads, self._sign_in, name, password)
+        finally:
+            self.waiting -= 1
 
     def _sign_in(self, name: str, password: str) -> Identity | None:
         signin = self.signin
@@ -174,11 +190,28 @@ def _same_dn(a: str, b: str) -> bool:
     """Whether two DNs name one entry (attribute types and values compared ignoring
     case, as directories compare uid and cn)."""
     try:
-        return [(t.lower(), v.lower()) for t, v, _ in parse_dn(a)] == [
-            (t.lower(), v.lower()) for t, v, _ in parse_dn(b)
+        return [(t.lower(), _unescaped(v).lower()) for t, v, _ in parse_dn(a)] == [
+            (t.lower(), _unescaped(v).lower()) for t, v, _ in parse_dn(b)
         ]
     except LDAPException:
         return False
+
+
+_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{2}|.)")
+
+
+def _unescaped(value: str) -> str:
+    """An RDN value without its escapes ("\\=" and "\\3D" are both "="; RFC 4514), so
+    that two spellings of one DN compare equal. Hex pairs are UTF-8 bytes."""
+    raw = bytearray()
+    position = 0
+    for match in _ESCAPE.finditer(value):
+        raw += value[position : match.start()].encode("utf-8")
+        code = match.group(1)
+        raw += bytes.fromhex(code) if len(code) == 2 else code.encode("utf-8")
+        position = match.end()
+    raw += value[position:].encode("utf-8")
+    return raw.decode("utf-8", "replace")
 
 
 def _first_value(dn: str) -> str:

@@ -114,6 +114,9 @@ class LoginHandler(SignInHandler):
         context = self.context
         assert context.sessions is not None
         self.set_header("Cache-Control", "no-store")
+        if self.cross_site():
+            self.send_error_page(403, "Forbidden", "Sign in from this proxy's own login page.")
+            return
         if not self.has_form:
             self.send_error_page(
                 405, "Not here", "Sign in at the provider: this proxy has no form."
@@ -150,7 +153,7 @@ class LoginHandler(SignInHandler):
             self.set_status(401)
             self.finish(self.page(next_path, "Wrong name or password.", name))
             return
-        context.throttle.succeeded(*keys)
+        context.throttle.succeeded(keys[1])  # the address keeps its count
         self.audit(SIGN_IN, identity.name, identity.method, "", 302)
         self.start_session(identity)
         self.redirect(next_path)
@@ -161,9 +164,11 @@ class LoginHandler(SignInHandler):
         directory's."""
         options, directory = self.context.options, self.context.directory
         hashed = options.users.get(name)
+        # Every name costs one argon2 check, local or not, so that the time does not
+        # tell which names are local accounts.
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(None, _verify, hashed or _dummy_hash(), password)
         if hashed is not None or directory is None:
-            loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(None, _verify, hashed or _dummy_hash(), password)
             return Identity(name) if ok and hashed is not None else None
         return await directory.sign_in(name, password)
 
@@ -173,15 +178,18 @@ class LogoutHandler(SignInHandler):
     goes on to end the provider's session too (RP-initiated logout), and comes back to
     the login page."""
 
-    def post(self) -> None:
+    async def post(self) -> None:
         context = self.context
+        if self.cross_site():
+            self.send_error_page(403, "Forbidden", "Sign out from this proxy's own pages.")
+            return
         identity = context.identity(self.request)
         self.clear_cookie(SESSION_COOKIE, path="/")
         if identity is not None:
             self.audit(SIGN_OUT, identity.name, identity.method, "", 302)
         if identity is not None and identity.method == "oidc" and context.oidc is not None:
             back = public_url(self.request, context, LOGIN_PATH)
-            provider = context.oidc.end_session_url(back)
+            provider = await context.oidc.end_session_url(back)
             if provider is not None:
                 self.redirect(provider)
                 return

@@ -156,14 +156,20 @@ class OidcClient:
                 "The provider's answer could not be verified.", f"id_token: {exc.error}"
             ) from None
         claims = token.claims
-        audience = claims.get("aud")
-        if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != self.client_id:
+        audience, azp = claims.get("aud"), claims.get("azp")
+        several = isinstance(audience, list) and len(audience) > 1
+        if (several or azp is not None) and azp != self.client_id:
             raise SignInFailed("The provider's answer was not for this proxy.", "id_token: azp")
         return claims
 
     def identity(self, claims: dict[str, Any]) -> Identity:
         """Name, e-mail and groups from verified claims."""
         name = claims.get(self.user_claim) or claims["sub"]
+        if not isinstance(name, str) or not name:
+            raise SignInFailed("The provider did not name you.", f"claim {self.user_claim}")
+        if self.user_claim == "email" and claims.get("email_verified") is not True:
+            # An address users can set themselves is no name to grant access by.
+            raise SignInFailed("Your e-mail address is not verified.", "e-mail not verified")
         email = claims.get("email")
         email = email if isinstance(email, str) and email else None
         if self.email_domains:
@@ -178,13 +184,17 @@ class OidcClient:
             if isinstance(raw, list)
             else frozenset()
         )
-        return Identity(str(name), email, groups, "oidc")
+        return Identity(name, email, groups, "oidc")
 
-    def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
+    async def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
         """Where to send the browser to end the provider's session too (None: the
-        provider offers no RP-initiated logout, or was never reached)."""
-        metadata = self.provider.known_metadata
-        if metadata is None or metadata.end_session_endpoint is None:
+        provider offers no RP-initiated logout, or cannot be asked now)."""
+        try:
+            metadata = await self.provider.metadata()
+        except SignInFailed as exc:
+            log.warning("signing out at the provider is not possible: %s", exc.reason)
+            return None
+        if metadata.end_session_endpoint is None:
             return None
         query = urllib.parse.urlencode(
             {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}

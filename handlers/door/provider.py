@@ -58,14 +58,10 @@ class Provider:
         self._keys_at = 0.0
         self._http: SimpleAsyncHTTPClient | None = None  # made on the IOLoop, at first use
 
-    @property
-    def known_metadata(self) -> Metadata | None:
-        """The metadata, if it was read already (no request)."""
-        return self._metadata
-
     async def metadata(self) -> Metadata:
         if self._metadata is None:
-            document = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
+            base = self.issuer.rstrip("/")
+            document = await self._get_json(f"{base}/.well-known/openid-configuration")
             if document.get("issuer") != self.issuer:
                 raise SignInFailed(
                     "The sign-in provider is misconfigured.", "discovery: issuer differs"

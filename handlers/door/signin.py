@@ -36,6 +36,8 @@ from handlers.ops.audit import SIGN_IN, SIGN_IN_FAILED, AuditEvent
 log = logging.getLogger(__name__)
 _FLOW_PATH = OIDC_CALLBACK_PATH.rsplit("/", 1)[0] + "/"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What this proxy's states look like (Authlib's tokens): anything else was not made here.
+_STATE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
 def safe_next(target: str | None) -> str:
@@ -63,6 +65,21 @@ def public_url(request: HTTPServerRequest, context: ProxyContext, path: str) -> 
 
 class SignInHandler(PageHandler):
     """A page that signs people in or out."""
+
+    def cross_site(self) -> bool:
+        """Whether this POST comes from another site's page (login CSRF: signing a
+        victim in as the attacker, or out). Browsers say where a request comes from in
+        Sec-Fetch-Site, or else in Origin; a client that sends neither is not a browser
+        acting for another site."""
+        headers = self.request.headers
+        fetch_site = headers.get("Sec-Fetch-Site")
+        if fetch_site is not None:
+            return fetch_site not in ("same-origin", "none")
+        origin = headers.get("Origin")
+        if origin is None:
+            return False
+        host = urllib.parse.urlsplit(origin).netloc
+        return origin == "null" or host not in proxy_hosts(self.request, self.context)
 
     def audit(
         self, event: str, user: str | None, method: str | None, reason: str, status: int
@@ -149,7 +166,7 @@ class OidcCallbackHandler(OidcHandler):
             return
         state = self.get_query_argument("state", "")
         code = self.get_query_argument("code", "")
-        if not state or not code:
+        if not _STATE.fullmatch(state) or not code:
             self.failed(
                 SignInFailed("The provider's answer is incomplete.", "no state or code"), 400
             )
@@ -177,15 +194,10 @@ class OidcCallbackHandler(OidcHandler):
         self.redirect(flow.next_path)
 
 
-def login_location(next_path: str) -> str:
-    return f"{LOGIN_PATH}?{urllib.parse.urlencode({'next': next_path})}"
-
-
 __all__ = [
     "OidcCallbackHandler",
     "OidcStartHandler",
     "SignInHandler",
-    "login_location",
     "public_url",
     "safe_next",
 ]

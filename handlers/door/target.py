@@ -51,7 +51,6 @@ class SiteList:
     current: str | None  # the site the .site cookie names
     visible: frozenset[str]
     user: str | None
-    oidc: bool = False  # signed in at a provider: sign-out ends its session too
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +146,10 @@ def site_list(request: HTTPServerRequest, context: ProxyContext, current: str | 
         return redirect(LOGIN_PATH)
     visible = frozenset(name for name, d in decisions.items() if d.allowed)
     user = identity.name if identity is not None else None
-    oidc = identity is not None and identity.method == "oidc"
     return Answer(
         200,
         "OK",
-        sites=SiteList(current, visible, user, oidc),
+        sites=SiteList(current, visible, user),
         headers=(("Cache-Control", "no-store"),),
     )
 

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from tornado.ioloop import IOLoop
 
-from handlers.ops.audit import AuditEvent, log_without_access_log
+from handlers.ops.audit import REFUSED, AuditEvent, log_without_access_log
 from handlers.ops.record import AccessRecord, WebSocketCounts
 
 log = logging.getLogger(__name__)
@@ -171,13 +171,15 @@ class AccessLog:
             self._emit(_json(request_fields(record)) if json_line else request_line(record))
 
     def audit(self, event: AuditEvent) -> None:
-        """An event of the audit trail (handlers/ops/audit.py); written at once, not
-        buffered, so that a crash loses none."""
+        """An event of the audit trail (handlers/ops/audit.py). Sign-ins and sign-outs
+        are written at once, so that a crash loses none; refusals, which anyone can cause
+        by the thousand, are buffered like requests."""
         if not self.enabled:
             log_without_access_log(event)
             return
         self._emit(_json(event.fields()) if self.format == "json" else event.line())
-        self.flush()
+        if event.event != REFUSED:
+            self.flush()
 
     def websocket(self, record: AccessRecord) -> None:
         """A WebSocket session that has ended."""

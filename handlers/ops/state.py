@@ -80,7 +80,7 @@ class ProxyState:
         old = self.context
         client = old.client
         client.max_clients = options.max_clients
-        self.context = ProxyContext(table, options, client, old.throttle)
+        self.context = ProxyContext(table, options, client, old.throttle, previous=old)
         if self.door is not None:
             self.door.configure(options)
         if (options.access_log, options.access_log_format) != (

@@ -124,8 +124,12 @@ def test_sessions_expire(loop_thread, login):
     # sessions last 60 s refuses a cookie made 61 s ago.
     import tornado.web
 
+    session = '{"n":"bob","m":"local","g":[]}'  # a session as the proxy writes it
+    fresh = tornado.web.create_signed_value(SECRET, ".proxy-session", session).decode()
+    resp, _ = brief.request("GET", "/.site.open/x", headers={"Cookie": f".proxy-session={fresh}"})
+    assert resp.status == 200
     old = tornado.web.create_signed_value(
-        SECRET, ".proxy-session", "bob", clock=lambda: time.time() - 61
+        SECRET, ".proxy-session", session, clock=lambda: time.time() - 61
     ).decode()
     resp, _ = brief.request("GET", "/.site.open/x", headers={"Cookie": f".proxy-session={old}"})
     assert resp.status == 401 or resp.status == 302
@@ -154,3 +158,31 @@ def test_login_page_and_config_checks(loop_thread, login):
     conn.request("GET", "/.proxy/login")
     assert conn.getresponse().status == 200
     conn.close()
+
+
+def test_another_sites_page_cannot_sign_anyone_in_or_out(login):
+    """Login CSRF: a form on another site posting to the login page would sign the
+    victim in as the attacker (or out). Browsers say where a post comes from."""
+    _, _, proxy = login
+    body = urllib.parse.urlencode({"name": "bob", "password": "bob-pass"}).encode()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for origin in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        resp, _ = proxy.request("POST", "/.proxy/login", body, {**form, **origin})
+        assert resp.status == 403 and resp.getheader("Set-Cookie") is None, origin
+    own = {"Origin": f"http://127.0.0.1:{proxy.port}", "Sec-Fetch-Site": "same-origin"}
+    resp, _ = proxy.request("POST", "/.proxy/login", body, {**form, **own})
+    assert resp.status == 302
+    cookie = (resp.getheader("Set-Cookie") or "").split(";")[0]
+    resp, _ = proxy.request(
+        "POST", "/.proxy/logout", b"", {"Cookie": cookie, "Sec-Fetch-Site": "cross-site"}
+    )
+    assert resp.status == 403 and resp.getheader("Set-Cookie") is None
+
+
+def test_a_user_removed_from_the_list_is_signed_out(loop_thread, login):
+    backend, table, proxy = login
+    _, cookie = _log_in(proxy, "bob", "bob-pass")
+    fewer = _login_proxy(loop_thread, table, users={"alice": HASHES["alice"]})
+    before = len(backend.seen)
+    resp, _ = fewer.request("POST", "/.site.open/x", b"", {"Cookie": cookie})
+    assert resp.status == 401 and len(backend.seen) == before

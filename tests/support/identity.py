@@ -297,3 +297,17 @@ def refused(world: SecurityWorld, browser: Browser, reply: Reply, status: int, r
     assert audit.endswith(f'reason="{reason}"'), audit
     assert browser.navigate("/.site.wiki/").status == 302
     assert world.upstream == before
+
+
+def wait_for_line(path: Path, needle: str, offset: int = 0, timeout: float = 5.0) -> None:
+    """Until a line holding ``needle`` is in the file past ``offset``: refusals reach the
+    access log with its next batch (handlers/ops/accesslog.py), within half a second."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if path.exists():
+            with open(path, encoding="utf-8") as log:
+                log.seek(offset)
+                if needle in log.read():
+                    return
+        assert time.monotonic() < deadline, f"no line with {needle!r} in {path}"
+        time.sleep(0.02)

@@ -124,3 +124,56 @@ _PROVIDER = {
     "oidc_client_id": "proxy",
     "oidc_client_secret": "s3cret",
 }
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"identity_user_header": "Host"}, "a field the proxy sets or needs itself"),
+        ({"identity_groups_header": "X-Forwarded-For"}, "a field the proxy sets or needs"),
+        ({"identity_email_header": "x-forwarded-user"}, "must be three different names"),
+        ({**_PROVIDER, "oidc_issuer": "http://id.example"}, "expected https"),
+        (
+            {
+                "ldap_url": "ldap://dc.example",
+                "ldap_user_dn": "uid={name},dc=x",
+                "ldap_starttls": False,
+            },
+            "passwords would cross the network in clear",
+        ),
+    ],
+)
+def test_what_would_leak_or_clash_is_refused_at_start_up(settings, message):
+    with pytest.raises(ConfigError) as caught:
+        Options.from_config(type("Config", (_Config,), settings)())
+    assert message in str(caught.value)
+
+
+def test_loopback_may_go_without_tls_and_an_issuer_keeps_its_slash():
+    local = {
+        "oidc_issuer": "http://127.0.0.1:8080/realms/x/",
+        "oidc_client_id": "proxy",
+        "oidc_client_secret": "s",
+        "ldap_url": "ldap://localhost",
+        "ldap_user_dn": "uid={name},dc=x",
+        "ldap_starttls": False,
+    }
+    options = Options.from_config(type("Config", (_Config,), local)())
+    assert options.signin.oidc_issuer == "http://127.0.0.1:8080/realms/x/"
+
+
+def test_a_provider_name_must_be_a_verified_address_when_it_is_the_email():
+    from handlers.door.oidc import OidcClient, SignInFailed
+
+    options = Options.from_config(
+        type("C", (_Config,), {**_PROVIDER, "oidc_user_claim": "email"})()
+    )
+    client = OidcClient(options.signin)
+    claims = {"sub": "1", "email": "boss@example.org", "groups": ["staff", 7]}
+    with pytest.raises(SignInFailed):
+        client.identity({**claims, "email_verified": False})
+    who = client.identity({**claims, "email_verified": True})
+    assert who == Identity("boss@example.org", "boss@example.org", frozenset({"staff"}), "oidc")
+    named = OidcClient(Options.from_config(type("C", (_Config,), _PROVIDER)()).signin)
+    with pytest.raises(SignInFailed):
+        named.identity({"sub": "1", "preferred_username": ["not", "a", "name"]})

@@ -31,6 +31,7 @@ from tests.support.identity import (
     require_memberof,
     sign_in,
     signed_in,
+    wait_for_line,
 )
 
 
@@ -150,6 +151,7 @@ def test_sign_ins_and_failures_are_audited(new_proxy, slapd, tmp_path: Path) -> 
     down = new_proxy(access_log=str(down_log), ldap_url=f"ldap://127.0.0.1:{free_port()}")
     assert sign_in(down, "alice", PASSWORDS["alice"], client=client).status == 503
 
+    wait_for_line(log_file, '"AUDIT refused /.site.ops/page"')
     lines = log_file.read_text().splitlines()
     audit = [line for line in lines if '"AUDIT ' in line]
     assert any(

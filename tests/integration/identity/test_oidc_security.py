@@ -129,3 +129,13 @@ def test_a_provider_that_says_no_gets_a_401_page(world: World, error: str) -> No
     reply = browser.open(callback)
     assert "Sign-in failed" in reply.body and "/.proxy/login" in reply.body
     refused(world, browser, reply, 401, reason)
+
+
+@pytest.mark.parametrize("state", ["a b", "a;b", "a,b", "\u00e9" * 20, "short"])
+def test_a_state_this_proxy_cannot_have_made_is_a_400(world: World, state: str) -> None:
+    """A state goes into a cookie's name and a comparison: one that is not of the shape
+    this proxy makes is refused plainly, never a 500."""
+    browser = Browser(world.port)
+    query = urllib.parse.urlencode({"state": state, "code": "x"})
+    reply = browser.open(f"/.proxy/oidc/callback?{query}")
+    assert reply.status == 400 and b"Traceback" not in reply.body.encode()
