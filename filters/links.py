@@ -83,6 +83,9 @@ class _Host(NamedTuple):
     others: list[Sub]  # //host, the JSON-escaped and the percent-encoded spellings
     # For each plain spelling, (literal + follower, replacement + follower) pairs.
     followed: list[list[tuple[Any, Any]]]
+    # What every spelling holds: the host after "/" or after a percent-encoded "/".
+    slashed: Any
+    percent: tuple[Any, Any]
 
 
 class BackendLinks:
@@ -107,9 +110,18 @@ class BackendLinks:
                 # "\/\/host") or after a percent-encoded slash.
                 after = "|".join(f"(?<={re.escape(pre + o.host)})" for pre in ("/", "%2F", "%2f"))
                 guards = Both.pattern(f"{re.escape(o.host)}(?:{after})")
+                slashed, percent = "/" + o.host, ("%2F" + o.host, "%2f" + o.host)
                 hosts[o.host] = (
-                    _Host(o.host, [], guards[0], [], []),
-                    _Host(o.host.encode("ascii"), [], guards[1], [], []),
+                    _Host(o.host, [], guards[0], [], [], slashed, percent),
+                    _Host(
+                        o.host.encode("ascii"),
+                        [],
+                        guards[1],
+                        [],
+                        [],
+                        slashed.encode("ascii"),
+                        (percent[0].encode("ascii"), percent[1].encode("ascii")),
+                    ),
                 )
             text, raw = hosts[o.host]
             port = "" if o.default_port else f":{o.port}"
@@ -174,11 +186,13 @@ def _plain_only(data: Any, h: _Host) -> Any:
 
     Each such spelling + follower is replaced with ``str.replace``, the fastest scan
     there is, which does what _exact's patterns would do: these followers cannot
-    continue a host or a port. Once the host no longer occurs, nothing is left for the
-    search for unsafe continuations or for other spellings, since every spelling holds
-    the host. While it still occurs, the work is dropped and _exact does all from the
-    original: a replacement begins with "/", and may have made a safe follower of an
-    occurrence just before it that _exact, in one pass, leaves as it is."""
+    continue a host or a port. Once the host no longer occurs after a "/" or a
+    percent-encoded one, nothing is left for the search for unsafe continuations or for
+    other spellings, since every spelling has it there (the host alone may remain: a
+    site named like its host, "/.site.wiki", or a word of the text). While it still
+    occurs so, the work is dropped and _exact does all from the original: a replacement
+    begins with "/", and may have made a safe follower of an occurrence just before it
+    that _exact, in one pass, leaves as it is."""
     original = data
     present = []
     for i, (sub, _) in enumerate(h.plain):
@@ -187,9 +201,18 @@ def _plain_only(data: Any, h: _Host) -> Any:
         present.append(i)
         for needle, replacement in h.followed[i]:
             data = data.replace(needle, replacement)
-            if h.host not in data:
+            if not _spelled(data, h):
                 return data
     return _exact(original, h, present)
+
+
+def _spelled(data: Any, h: _Host) -> bool:
+    """Whether ``data`` may still hold a spelling of the host: the host after "/" (or
+    "\\/"), or after "%2F"/"%2f" (looked for only where a "%" is)."""
+    if h.slashed in data:
+        return True
+    percent = "%" if isinstance(data, str) else b"%"
+    return percent in data and any(p in data for p in h.percent)
 
 
 def _exact(data: Any, h: _Host, plain: Iterable[int]) -> Any:

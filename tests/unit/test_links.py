@@ -73,12 +73,13 @@ TRICKY = BackendLinks(
         ("c", "a.example.org", 80, True),
         ("d", "[::1]", 9000, False),
         ("e", "127.0.0.1", 80, True),
+        ("wiki", "wiki", 80, True),  # a site named like its host: "/.site.wiki" holds it
     ]
     for scheme in ("http", "https")
 )
 _SPELLINGS = [
     f"{pre}{host}{port}{post}"
-    for host in ("127.0.0.1", "example.org", "a.example.org", "[::1]", "127.0.0.127.0.0.1")
+    for host in ("127.0.0.1", "example.org", "a.example.org", "[::1]", "127.0.0.127.0.0.1", "wiki")
     for pre in ("http://", "https://", "//", "http:\\/\\/", "http%3A%2F%2F", "x/", "ftp://")
     for port in ("", ":8080", ":80", ":9000", ":808", "%3A8080")
     for post in ("/", '"', "'", "", "0", ".x", "-", "?", " ")
