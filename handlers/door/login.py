@@ -91,7 +91,7 @@ class LoginHandler(SignInHandler):
         if context.sessions is None:
             self.send_error_page(404, "No login here", "This proxy has no login.")
         elif not in_networks(context.client_ip(self.request), context.client_networks):
-            self.send_error_page(403, "Forbidden", "You may not open this through the proxy.")
+            self.refuse("client address", "You may not open this through the proxy.")
 
     @property
     def has_form(self) -> bool:
@@ -115,7 +115,7 @@ class LoginHandler(SignInHandler):
         assert context.sessions is not None
         self.set_header("Cache-Control", "no-store")
         if self.cross_site():
-            self.send_error_page(403, "Forbidden", "Sign in from this proxy's own login page.")
+            self.refuse("cross-site post", "Sign in from this proxy's own login page.")
             return
         if not self.has_form:
             self.send_error_page(
@@ -181,7 +181,7 @@ class LogoutHandler(SignInHandler):
     async def post(self) -> None:
         context = self.context
         if self.cross_site():
-            self.send_error_page(403, "Forbidden", "Sign out from this proxy's own pages.")
+            self.refuse("cross-site post", "Sign out from this proxy's own pages.")
             return
         identity = context.identity(self.request)
         self.clear_cookie(SESSION_COOKIE, path="/")

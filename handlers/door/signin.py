@@ -31,7 +31,7 @@ from handlers.door.identity import Identity
 from handlers.door.oidc import FLOW_SECONDS, Flow, SignInFailed
 from handlers.door.pages import PageHandler
 from handlers.door.target import client_is_secure, proxy_hosts
-from handlers.ops.audit import SIGN_IN, SIGN_IN_FAILED, AuditEvent
+from handlers.ops.audit import REFUSED, SIGN_IN, SIGN_IN_FAILED, AuditEvent
 
 log = logging.getLogger(__name__)
 _FLOW_PATH = OIDC_CALLBACK_PATH.rsplit("/", 1)[0] + "/"
@@ -90,6 +90,13 @@ class SignInHandler(PageHandler):
             AuditEvent(event, client, user, request.path, reason, method=method, status=status)
         )
 
+    def refuse(self, reason: str, detail: str) -> None:
+        """A 403 of the sign-in pages, in the audit trail like every refusal."""
+        request = self.request
+        client = self.context.client_ip(request)
+        self.state.audit(AuditEvent(REFUSED, client, None, request.path, reason, status=403))
+        self.send_error_page(403, "Forbidden", detail)
+
     def start_session(self, identity: Identity) -> None:
         context = self.context
         assert context.sessions is not None
@@ -110,7 +117,7 @@ class OidcHandler(SignInHandler):
         if context.oidc is None or context.sessions is None:
             self.send_error_page(404, "No sign-in here", "This proxy has no sign-in provider.")
         elif not in_networks(context.client_ip(self.request), context.client_networks):
-            self.send_error_page(403, "Forbidden", "You may not open this through the proxy.")
+            self.refuse("client address", "You may not open this through the proxy.")
 
     def redirect_uri(self) -> str:
         configured = self.context.options.signin.oidc_redirect_url

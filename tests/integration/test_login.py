@@ -177,6 +177,9 @@ def test_another_sites_page_cannot_sign_anyone_in_or_out(login):
         "POST", "/.proxy/logout", b"", {"Cookie": cookie, "Sec-Fetch-Site": "cross-site"}
     )
     assert resp.status == 403 and resp.getheader("Set-Cookie") is None
+    # Refused like any other request: in the audit trail and its count.
+    _, metrics = proxy.request("GET", "/.proxy/metrics")
+    assert b'web_proxy_refusals_total{reason="cross-site post",site="-"} 3.0' in metrics
 
 
 def test_a_user_removed_from_the_list_is_signed_out(loop_thread, login):
