@@ -93,13 +93,21 @@ class BackendLinks:
     escaped forms (``http:\\/\\/host``) and percent-encoded forms (``http%3A%2F%2Fhost``)
     of every configured origin to ``/.site.<name>``.
 
-    The common spelling, ``scheme://host``, is replaced with ``str.replace`` (the
-    fastest scan there is) unless some occurrence continues the host name or carries a
-    port, which one anchored search finds first. The other spellings are only looked
-    for once a search anchored on the host has seen the host after a slash.
+    The common spelling, ``scheme://host`` followed by "/", '"' or "'", is replaced with
+    ``str.replace`` (the fastest scan there is), and that is all when no spelling of the
+    host remains (_plain_only); otherwise every spelling is rewritten by its own pattern
+    from the original text (_exact), the other spellings only once a search anchored on
+    the host has seen it after a slash.
+
+    Each origin (scheme, host, port) may be given once: two names for one origin would
+    make the two ways disagree on which name it gets (the site table keeps the first).
     """
 
     def __init__(self, origins: Iterable[Origin]) -> None:
+        origins = list(origins)
+        given = [(o.scheme, o.host, o.port) for o in origins]
+        if len(set(given)) != len(given):
+            raise ValueError("an origin is given twice: each (scheme, host, port) once")
         hosts: dict[str, tuple[_Host, _Host]] = {}
         seen: set[tuple[str, str]] = set()
         # Longest host first, so that of two hosts one of which ends the other, the

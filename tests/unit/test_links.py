@@ -203,3 +203,8 @@ def test_a_textareas_content_is_text_and_keeps_its_root_relative_links():
         '<img src="/.site.a/y"><TEXTAREA rows=3>src=/z</TEXTAREA><link href="/.site.a/s.css">'
     )
     assert ROOT.rewrite_bytes(page.encode(), True) == out.encode()
+
+
+def test_an_origin_given_twice_is_refused():
+    with pytest.raises(ValueError, match="given twice"):
+        BackendLinks([Origin("a", "http", "h", 80, True), Origin("b", "http", "h", 80, True)])
