@@ -83,8 +83,9 @@ class _Host(NamedTuple):
     others: list[Sub]  # //host, the JSON-escaped and the percent-encoded spellings
     # For each plain spelling, (literal + follower, replacement + follower) pairs.
     followed: list[list[tuple[Any, Any]]]
-    # What every spelling holds: the host after "/" or after a percent-encoded "/".
-    slashed: Any
+    # What every spelling holds: the host after "//" or "\/", or after a percent-encoded
+    # "//".
+    slashed: tuple[Any, Any]
     percent: tuple[Any, Any]
 
 
@@ -118,7 +119,9 @@ class BackendLinks:
                 # "\/\/host") or after a percent-encoded slash.
                 after = "|".join(f"(?<={re.escape(pre + o.host)})" for pre in ("/", "%2F", "%2f"))
                 guards = Both.pattern(f"{re.escape(o.host)}(?:{after})")
-                slashed, percent = "/" + o.host, ("%2F" + o.host, "%2f" + o.host)
+                # What every spelling holds (a path segment "/wiki/" does not).
+                slashed = ("//" + o.host, "\\/" + o.host)
+                percent = ("%2F%2F" + o.host, "%2f%2f" + o.host)
                 hosts[o.host] = (
                     _Host(o.host, [], guards[0], [], [], slashed, percent),
                     _Host(
@@ -127,7 +130,7 @@ class BackendLinks:
                         guards[1],
                         [],
                         [],
-                        slashed.encode("ascii"),
+                        (slashed[0].encode("ascii"), slashed[1].encode("ascii")),
                         (percent[0].encode("ascii"), percent[1].encode("ascii")),
                     ),
                 )
@@ -194,10 +197,11 @@ def _plain_only(data: Any, h: _Host) -> Any:
 
     Each such spelling + follower is replaced with ``str.replace``, the fastest scan
     there is, which does what _exact's patterns would do: these followers cannot
-    continue a host or a port. Once the host no longer occurs after a "/" or a
-    percent-encoded one, nothing is left for the search for unsafe continuations or for
-    other spellings, since every spelling has it there (the host alone may remain: a
-    site named like its host, "/.site.wiki", or a word of the text). While it still
+    continue a host or a port. Once the host no longer occurs after "//", "\\/" or a
+    percent-encoded "//" (_spelled), nothing is left for the search for unsafe
+    continuations or for other spellings, since every spelling has it there (the host
+    alone may remain: a site named like its host, "/.site.wiki", a path "/wiki/Page", or
+    a word of the text). While it still
     occurs so, the work is dropped and _exact does all from the original: a replacement
     begins with "/", and may have made a safe follower of an occurrence just before it
     that _exact, in one pass, leaves as it is."""
@@ -215,9 +219,10 @@ def _plain_only(data: Any, h: _Host) -> Any:
 
 
 def _spelled(data: Any, h: _Host) -> bool:
-    """Whether ``data`` may still hold a spelling of the host: the host after "/" (or
-    "\\/"), or after "%2F"/"%2f" (looked for only where a "%" is)."""
-    if h.slashed in data:
+    """Whether ``data`` may still hold a spelling of the host: the host after "//" or
+    "\\/" (every plain, scheme-relative and JSON-escaped spelling has one), or after
+    "%2F%2F"/"%2f%2f" (the percent-encoded ones; looked for only where a "%" is)."""
+    if any(m in data for m in h.slashed):
         return True
     percent = "%" if isinstance(data, str) else b"%"
     return percent in data and any(p in data for p in h.percent)

@@ -41,6 +41,19 @@ from handlers.upstream.client import RelayClient
 log = logging.getLogger(__name__)
 
 
+def _same_secret(previous: ProxyContext) -> bool:
+    """Whether the provider's client secret is still the one ``previous`` uses (a secret
+    file may have changed under the same settings)."""
+    oidc, signin = previous.oidc, previous.options.signin
+    if oidc is None or signin.oidc_client_secret_file is None:
+        return True
+    try:
+        with open(signin.oidc_client_secret_file, encoding="utf-8") as f:
+            return f.read().strip() == oidc.provider.secret
+    except OSError:
+        return False
+
+
 def plans_for(table: SiteTable) -> dict[str, SitePlan]:
     """Each site's rewriting plan, knowing every origin of the table (each backend's
     netloc in both schemes)."""
@@ -105,7 +118,7 @@ class ProxyContext:
             passes = any(site.pass_identity for site in self.table)
             self.sessions = Sessions(secret, options.session_seconds, named, passes)
         signin = options.signin
-        if previous is not None and previous.options.signin == signin:
+        if previous is not None and previous.options.signin == signin and _same_secret(previous):
             self.oidc, self.directory = previous.oidc, previous.directory
         else:
             self.oidc = OidcClient(signin) if signin.oidc_issuer else None

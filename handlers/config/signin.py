@@ -30,7 +30,8 @@ class SignInOptions:
     """How people sign in, beyond config.users."""
 
     oidc_issuer: str | None = setting(None, kind=HTTP_URL)
-    """The OpenID Connect provider's issuer URL; its endpoints and keys are read from
+    """The OpenID Connect provider's issuer URL, exactly as the provider spells it (https;
+    http only on this host); its endpoints and keys are read from
     `<issuer>/.well-known/openid-configuration`. None: no OIDC sign-in."""
 
     oidc_client_id: str | None = setting(None, kind=TEXT)

@@ -229,7 +229,9 @@ _RESERVED_HEADERS = frozenset(
         "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
         "trailer", "upgrade", "cookie", "authorization", "proxy-authorization",
         "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
-        "x-real-ip", "forwarded", "expect",
+        "x-real-ip", "forwarded", "expect", "x-scheme", "proxy-connection", "content-type",
+        "content-encoding", "origin", "referer", "sec-websocket-key", "sec-websocket-version",
+        "sec-websocket-protocol", "sec-websocket-extensions", "sec-websocket-accept",
     }
 )  # fmt: skip
 

@@ -113,6 +113,8 @@ class Directory:
             dn, spelt, email, groups = found
             groups |= self._groups(connection, dn, name)
             return Identity(spelt, email, frozenset(groups), "ldap")
+        except DirectoryDown:
+            raise
         except (LDAPException, OSError, ssl.SSLError) as exc:
             raise DirectoryDown(f"{exc.__class__.__name__}: {exc}") from None
         except Exception as exc:  # ldap3 lets others through (struct.error, ValueError)
@@ -144,9 +146,13 @@ class Directory:
         else:
             query = signin.ldap_user_filter.replace("{name}", escape_filter_chars(name))
             if not by_dn:
-                # Bound as a user principal name (name@domain): the entry must be that
-                # account's, not another one the filter also matches.
-                query = f"(&{query}(userPrincipalName={escape_filter_chars(bind_as)}))"
+                # Bound as name@domain: the entry must be that account's, not another one
+                # the filter also matches. Active Directory takes the bind as the account
+                # whose userPrincipalName it is, or as sAMAccountName@its domain (the
+                # implicit UPN), and sAMAccountName is unique in a domain.
+                principal = escape_filter_chars(bind_as)
+                account = escape_filter_chars(name)
+                query = f"(&{query}(|(userPrincipalName={principal})(sAMAccountName={account})))"
             connection.search(signin.ldap_user_base, query, ldap3.SUBTREE, attributes=attributes)
         entries = [e for e in connection.response or [] if e.get("type") == "searchResEntry"]
         if by_dn:
@@ -187,14 +193,24 @@ class Directory:
 
 
 def _same_dn(a: str, b: str) -> bool:
-    """Whether two DNs name one entry (attribute types and values compared ignoring
-    case, as directories compare uid and cn)."""
+    """Whether two DNs name one entry: attribute types and values compared ignoring case
+    (as directories compare uid and cn) and escapes, blanks after commas ignored, and a
+    multi-valued RDN ("cn=a+uid=b") compared as the set it is."""
     try:
-        return [(t.lower(), _unescaped(v).lower()) for t, v, _ in parse_dn(a)] == [
-            (t.lower(), _unescaped(v).lower()) for t, v, _ in parse_dn(b)
-        ]
+        return _rdns(a) == _rdns(b)
     except LDAPException:
         return False
+
+
+def _rdns(dn: str) -> list[frozenset[tuple[str, str]]]:
+    rdns: list[frozenset[tuple[str, str]]] = []
+    current: set[tuple[str, str]] = set()
+    for kind, value, separator in parse_dn(dn, strip=True):
+        current.add((kind.lower(), _unescaped(value).lower()))
+        if separator != "+":
+            rdns.append(frozenset(current))
+            current = set()
+    return rdns
 
 
 _ESCAPE = re.compile(r"\\([0-9A-Fa-f]{2}|.)")

@@ -164,8 +164,9 @@ class LoginHandler(SignInHandler):
         directory's."""
         options, directory = self.context.options, self.context.directory
         hashed = options.users.get(name)
-        # Every name costs one argon2 check, local or not, so that the time does not
-        # tell which names are local accounts.
+        # Every name costs one argon2 check, local or not: a name that is not a local
+        # account is not answered faster than one that is. (A directory's own time still
+        # comes on top for the names it is asked about.)
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(None, _verify, hashed or _dummy_hash(), password)
         if hashed is not None or directory is None:

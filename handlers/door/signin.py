@@ -78,8 +78,9 @@ class SignInHandler(PageHandler):
         origin = headers.get("Origin")
         if origin is None:
             return False
-        host = urllib.parse.urlsplit(origin).netloc
-        return origin == "null" or host not in proxy_hosts(self.request, self.context)
+        host = urllib.parse.urlsplit(origin).netloc.lower()
+        ours = {h.lower() for h in proxy_hosts(self.request, self.context)}
+        return origin == "null" or host not in ours
 
     def audit(
         self, event: str, user: str | None, method: str | None, reason: str, status: int
