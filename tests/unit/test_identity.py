@@ -131,6 +131,7 @@ _PROVIDER = {
     [
         ({"identity_user_header": "Host"}, "a field the proxy sets or needs itself"),
         ({"identity_groups_header": "X-Forwarded-For"}, "a field the proxy sets or needs"),
+        ({"identity_email_header": "X-Scheme"}, "a field the proxy sets or needs"),
         ({"identity_email_header": "x-forwarded-user"}, "must be three different names"),
         ({**_PROVIDER, "oidc_issuer": "http://id.example"}, "expected https"),
         (
@@ -177,3 +178,14 @@ def test_a_provider_name_must_be_a_verified_address_when_it_is_the_email():
     named = OidcClient(Options.from_config(type("C", (_Config,), _PROVIDER)()).signin)
     with pytest.raises(SignInFailed):
         named.identity({"sub": "1", "preferred_username": ["not", "a", "name"]})
+
+
+def test_the_bound_entry_is_recognised_however_its_dn_is_written():
+    from handlers.door.directory import _same_dn
+
+    assert _same_dn("uid=bob, ou=People,dc=example, dc=org", "UID=Bob,ou=people,dc=example,dc=org")
+    assert _same_dn(r"uid=)(uid\=*,ou=p", r"uid=)(uid\3D*,ou=p")  # two escapes of one "="
+    assert _same_dn("cn=a+uid=b,dc=x", "uid=b+cn=a,dc=x")  # an RDN of two values is a set
+    assert not _same_dn("cn=a+uid=b,dc=x", "cn=a,uid=b,dc=x")
+    assert not _same_dn("uid=alice,ou=people,dc=x", "uid=mallory,ou=people,dc=x")
+    assert not _same_dn("uid=alice,dc=x", "not a dn")
