@@ -131,7 +131,7 @@ def _charset(value: object) -> str | None:
 CHARSET = Kind("a charset name such as 'GBK' (or None: UTF-8)", _charset)
 
 
-def _pem_file(value: object) -> str | None:
+def _file(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -141,17 +141,14 @@ def _pem_file(value: object) -> str | None:
     return value
 
 
-PEM_FILE = Kind("the path of a PEM file of CA certificates (or None)", _pem_file)
+PEM_FILE = Kind("the path of a PEM file of CA certificates (or None)", _file)
 
 
 def _names(value: object) -> frozenset[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, Sequence | set | frozenset):
+    names = _user_names(value)
+    if names is not None and not all(names):
         raise ValueError
-    if not all(isinstance(name, str) and name for name in value):
-        raise ValueError
-    return frozenset(value)
+    return names
 
 
 GROUP_NAMES = Kind("a list of group names (or None: no group gives access)", _names)
@@ -209,17 +206,7 @@ def _ldap_url(value: object) -> str | None:
 LDAP_URL = Kind("an ldap://host[:port] or ldaps://host[:port] URL (or None)", _ldap_url)
 
 
-def _secret_file(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError
-    if not os.path.isfile(value):
-        raise ValueError(f"file {value!r} does not exist")
-    return value
-
-
-SECRET_FILE = Kind("the path of a file holding the secret (or None)", _secret_file)
+SECRET_FILE = Kind("the path of a file holding the secret (or None)", _file)
 
 
 # Fields the proxy writes itself or that frame the message: no identity header may take
