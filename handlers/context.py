@@ -48,9 +48,8 @@ def _same_secret(previous: ProxyContext) -> bool:
     if oidc is None or signin.oidc_client_secret_file is None:
         return True
     try:
-        with open(signin.oidc_client_secret_file, encoding="utf-8") as f:
-            return f.read().strip() == oidc.provider.secret
-    except OSError:
+        return signin.client_secret() == oidc.provider.secret
+    except (OSError, UnicodeError):
         return False
 
 

@@ -187,8 +187,7 @@ def check_signin(signin: SignInOptions) -> None:
             )
         if signin.oidc_client_secret_file is not None:
             try:
-                with open(signin.oidc_client_secret_file, encoding="utf-8") as f:
-                    secret = f.read().strip()
+                secret = signin.client_secret()
             except (OSError, UnicodeError) as exc:
                 raise ConfigError(
                     f"config.oidc_client_secret_file: cannot read it ({exc})",

@@ -121,5 +121,13 @@ class SignInOptions:
     identity_groups_header: str = setting("X-Forwarded-Groups", kind=HEADER_NAME)
     """The header with the user's groups, comma-separated."""
 
+    def client_secret(self) -> str:
+        """The OIDC client secret: as given, or read from its file now (surrounding blanks
+        removed); OSError or UnicodeError when the file cannot be read."""
+        if self.oidc_client_secret is not None or self.oidc_client_secret_file is None:
+            return self.oidc_client_secret or ""
+        with open(self.oidc_client_secret_file, encoding="utf-8") as f:
+            return f.read().strip()
+
 
 __all__ = ["SignInOptions"]

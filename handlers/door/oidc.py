@@ -78,7 +78,7 @@ class OidcClient:
         assert signin.oidc_issuer is not None and signin.oidc_client_id is not None
         self.issuer = signin.oidc_issuer
         self.client_id = signin.oidc_client_id
-        secret = signin.oidc_client_secret or _read_secret(signin.oidc_client_secret_file)
+        secret = signin.client_secret()
         self.scopes = " ".join(sorted({"openid", *signin.oidc_scopes}))
         self.user_claim = signin.oidc_user_claim
         self.groups_claim = signin.oidc_groups_claim
@@ -201,12 +201,6 @@ class OidcClient:
         )
         separator = "&" if "?" in metadata.end_session_endpoint else "?"
         return f"{metadata.end_session_endpoint}{separator}{query}"
-
-
-def _read_secret(path: str | None) -> str:
-    assert path is not None  # checked with the options (handlers/config/options.py)
-    with open(path, encoding="utf-8") as f:
-        return f.read().strip()
 
 
 __all__ = ["ALGORITHMS", "FLOW_SECONDS", "Flow", "OidcClient", "SignInFailed"]
