@@ -50,6 +50,8 @@ class Directory:
         self.ldaps = url.scheme == "ldaps"
         self.starttls = not self.ldaps and signin.ldap_starttls
         self.signin = signin
+        # A DN to bind as ("uid={name},..."), or Active Directory's name@domain.
+        self.by_dn = "=" in signin.ldap_user_dn
         # Its own threads: a slow directory holds these, never the default executor's.
         self.threads = ThreadPoolExecutor(THREADS, thread_name_prefix="ldap")
         self.waiting = 0  # sign-ins running or queued for those threads
@@ -129,8 +131,7 @@ class Directory:
     def _in_dn(self, name: str) -> str:
         """``name`` as it may stand in the bind DN template: escaped as an RDN value in a
         DN, as it is in the user principal form (name@domain)."""
-        template = self.signin.ldap_user_dn or ""
-        return escape_rdn(name) if "=" in template else name
+        return escape_rdn(name) if self.by_dn else name
 
     def _entry(
         self, connection: ldap3.Connection, name: str, bind_as: str
@@ -140,12 +141,11 @@ class Directory:
         selects no entry."""
         signin = self.signin
         attributes = [signin.ldap_email_attribute, signin.ldap_name_attribute, "memberOf"]
-        by_dn = "=" in (signin.ldap_user_dn or "")
         if signin.ldap_user_base is None:
             connection.search(bind_as, "(objectClass=*)", ldap3.BASE, attributes=attributes)
         else:
             query = signin.ldap_user_filter.replace("{name}", escape_filter_chars(name))
-            if not by_dn:
+            if not self.by_dn:
                 # Bound as name@domain: the entry must be that account's, not another one
                 # the filter also matches. Active Directory takes the bind as the account
                 # whose userPrincipalName it is, or as sAMAccountName@its domain (the
@@ -155,7 +155,7 @@ class Directory:
                 query = f"(&{query}(|(userPrincipalName={principal})(sAMAccountName={account})))"
             connection.search(signin.ldap_user_base, query, ldap3.SUBTREE, attributes=attributes)
         entries = [e for e in connection.response or [] if e.get("type") == "searchResEntry"]
-        if by_dn:
+        if self.by_dn:
             # Only the entry that proved the password may lend its name and groups.
             entries = [e for e in entries if _same_dn(str(e.get("dn") or ""), bind_as)]
         if len(entries) != 1:

@@ -93,9 +93,7 @@ class SignInHandler(PageHandler):
 
     def refuse(self, reason: str, detail: str) -> None:
         """A 403 of the sign-in pages, in the audit trail like every refusal."""
-        request = self.request
-        client = self.context.client_ip(request)
-        self.state.audit(AuditEvent(REFUSED, client, None, request.path, reason, status=403))
+        self.audit(REFUSED, None, None, reason, 403)
         self.send_error_page(403, "Forbidden", detail)
 
     def start_session(self, identity: Identity) -> None:
