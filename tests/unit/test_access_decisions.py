@@ -1,13 +1,11 @@
 """Who may reach what, decided without a socket: the client's address behind trusted
-proxies, networks and path rules, the login throttle, where a login may lead next."""
+proxies, networks and path rules, where a login may lead next. (The login throttle is
+tests/unit/test_throttle.py's.)"""
 
 from __future__ import annotations
 
-import pytest
-
 from handlers.door.access import client_ip, in_networks, networks, path_allowed
 from handlers.door.signin import safe_next
-from handlers.door.throttle import Throttle
 
 
 def test_client_ip_believes_only_trusted_peers():
@@ -51,16 +49,6 @@ def test_path_rules_per_group():
     # An allow list that applies to none of the user's groups lets nothing through.
     only_staff = (("staff", re.compile(".*")),)
     assert not path_allowed("/anything", only_staff, (), frozenset({"guests"}))
-
-
-def test_throttle_per_key_with_its_window():
-    throttle = Throttle(limit=3, window=60)
-    for t in (0, 1, 2):
-        assert throttle.wait("client x", "user a", now=t) == 0
-        throttle.failed("client x", "user a", now=t)
-    assert throttle.wait("user a", now=3) == pytest.approx(57)
-    assert throttle.wait("client y", "user b", now=3) == 0
-    assert throttle.wait("client x", now=61) == 0  # the oldest failure aged out
 
 
 def test_safe_next_stays_on_the_proxy():
